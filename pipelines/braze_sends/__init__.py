@@ -1,0 +1,137 @@
+"""The `braze_sends` dlt source: Braze send analytics (`GET /sends/data_series`) as three tables.
+
+- `send_variation_daily`: one row per send, day, channel and variation (merge).
+- `send_daily`: the day-level totals of each send (merge).
+- `sends`: one row per registered pair with its window lifecycle (merge).
+
+Configuration lives under `[sources.braze]` (`SOURCES__BRAZE__...` in the environment); the key
+is `api_key` in `.dlt/secrets.toml` or `SOURCES__BRAZE__API_KEY`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, List, Optional
+
+import dlt
+from dlt.common.typing import TSecretStrValue
+from dlt.sources import DltResource
+
+from braze_sends.capture import CaptureOptions, run_capture
+from braze_sends.client import BrazeClient, RetryPolicy
+from braze_sends.errors import ConfigurationError
+from braze_sends.ratelimit import RateLimiter
+from braze_sends.sends_file import SendPair, pairs_from_config, read_sends_file
+from braze_sends.settings import (
+    BRAZE_REQUESTS_PER_HOUR,
+    DEFAULT_BASE_URL,
+    DEFAULT_REQUESTS_PER_HOUR,
+    DEFAULT_WORKERS,
+    PIPELINE_NAME,
+    SOURCE_SECTION,
+)
+
+__all__ = ["SendPair", "braze_sends"]
+
+logger = logging.getLogger(__name__)
+
+
+@dlt.source(name=PIPELINE_NAME, section=SOURCE_SECTION, max_table_nesting=0, root_key=False)
+def braze_sends(
+    pairs: Optional[List[Any]] = None,
+    sends_file: Optional[str] = None,
+    api_key: TSecretStrValue = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    timezone: str = "UTC",
+    workers: int = DEFAULT_WORKERS,
+    requests_per_hour: float = DEFAULT_REQUESTS_PER_HOUR,
+    max_requests: Optional[int] = None,
+    time_budget: Optional[float] = None,
+    final_margin_hours: float = 6.0,
+    at_risk_hours: float = 48.0,
+    max_attempts: int = 6,
+    backoff_seconds: float = 1.0,
+    request_timeout: float = 60.0,
+    item_format: str = "arrow",
+    now: Optional[datetime] = None,
+) -> DltResource:
+    """Braze send analytics for every registered campaign/send pair.
+
+    Args:
+        pairs: pairs to register: `SendPair`s, or from config `"campaign_id/send_id"` strings or
+            tables with `campaign_id`, `send_id`, `sent_at`.
+        sends_file: a CSV of pairs to register (`campaign_id,send_id[,sent_at]`).
+        api_key: a REST API key with the `sends.data_series` permission.
+        base_url: the workspace's REST endpoint.
+        timezone: the workspace's time zone (Braze's days follow it).
+        workers: requests in flight at once.
+        requests_per_hour: this pipeline's share of the workspace pool (Braze: 250,000/hour).
+        max_requests, time_budget: limit a run (most urgent sends first); seconds for the budget.
+        final_margin_hours: a pull this close to a window's close makes the send final.
+        at_risk_hours: warn about sends closing within this many hours without a recent pull.
+        max_attempts, backoff_seconds, request_timeout: retry policy of one request (attempts,
+            first backoff of the exponential series, read timeout in seconds).
+        item_format: "arrow" (fast, default) or "rows" (plain dicts).
+        now: the moment the run takes as now (tests and time travel); the real time by default.
+
+    Returns:
+        The `send_data_series` resource, dispatching to the three tables.
+    """
+    options = CaptureOptions(
+        timezone=timezone,
+        workers=workers,
+        max_requests=max_requests,
+        time_budget=time_budget,
+        final_margin_hours=final_margin_hours,
+        at_risk_hours=at_risk_hours,
+        item_format=item_format,  # type: ignore[arg-type]
+    )
+    if isinstance(requests_per_hour, bool) or not requests_per_hour > 0:
+        raise ConfigurationError(f"requests_per_hour must be > 0, got {requests_per_hour!r}")
+    if requests_per_hour > BRAZE_REQUESTS_PER_HOUR:
+        logger.warning(
+            "requests_per_hour %s is above Braze's documented pool of %s per workspace: "
+            "expect 429s unless your contract grants more",
+            f"{requests_per_hour:,.0f}",
+            f"{BRAZE_REQUESTS_PER_HOUR:,}",
+        )
+    if (
+        not 1 <= max_attempts <= 20
+        or not 0 < request_timeout <= 600
+        or not 0 <= backoff_seconds <= 60
+    ):
+        raise ConfigurationError(
+            "max_attempts must be 1..20, request_timeout 0..600 s and backoff_seconds 0..60 s, "
+            f"got {max_attempts!r}, {request_timeout!r} and {backoff_seconds!r}"
+        )
+    given = _pairs(pairs, sends_file, options)
+    client = BrazeClient(
+        base_url,
+        api_key,
+        retry=RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_initial=backoff_seconds,
+            timeout=(min(10.0, request_timeout), request_timeout),
+        ),
+        limiter=RateLimiter(requests_per_hour, reserve=1),
+    )
+    clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
+
+    @dlt.resource(name="send_data_series", write_disposition="merge")
+    def send_data_series():
+        """Pulls every due pair and yields rows for the three tables."""
+        yield from run_capture(client, dlt.current.source_state(), given, options, clock=clock)
+
+    return send_data_series
+
+
+def _pairs(pairs: Optional[List[Any]], sends_file: Optional[str], options: CaptureOptions):
+    given: list[SendPair] = []
+    if sends_file:
+        given.extend(read_sends_file(sends_file, tz=options.tz))
+    if pairs:
+        plain = [p for p in pairs if not isinstance(p, SendPair)]
+        given.extend(p for p in pairs if isinstance(p, SendPair))
+        given.extend(pairs_from_config(plain, tz=options.tz))
+    return given

@@ -1,0 +1,93 @@
+"""Concurrent pulls: many pairs in flight over a thread pool, results in completion order.
+
+Each pair is its own unit of work: its request, its retries (in the client), its flattening, its
+failure. Every exception is caught per pair and returned as the pair's error, because an
+exception escaping a dlt resource discards the whole run's data and state. The number of pairs in
+flight is bounded, so memory does not grow with the number of pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+
+from braze_sends.client import BrazeClient
+from braze_sends.errors import BrazeAPIError, UnexpectedResponseError
+from braze_sends.flatten import FlatSeries, flatten_series
+from braze_sends.lifecycle import SendRecord, Window
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PullResult:
+    """One pair's outcome: its flattened series, or the error that stopped it."""
+
+    record: SendRecord
+    window: Window
+    received_at: datetime
+    flat: FlatSeries | None = None
+    error: BrazeAPIError | None = None
+
+
+def pull_all(
+    client: BrazeClient,
+    jobs: Iterable[tuple[SendRecord, Window]],
+    *,
+    workers: int,
+    clock: Callable[[], datetime],
+    deadline: float | None = None,
+) -> Iterator[PullResult]:
+    """Pull every job's window, `workers` at a time.
+
+    Args:
+        jobs: (record, window) per pair, most urgent first.
+        clock: the current time (stored as `pulled_at`).
+        deadline: `time.monotonic()` after which no new pair is started (time budget).
+
+    Yields:
+        One `PullResult` per started job. Closing the iterator cancels the jobs not started.
+    """
+    jobs = iter(jobs)
+    in_flight: set[Future[PullResult]] = set()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="braze-pull") as pool:
+        try:
+            while True:
+                while len(in_flight) < 2 * workers and (
+                    deadline is None or time.monotonic() < deadline
+                ):
+                    job = next(jobs, None)
+                    if job is None:
+                        break
+                    in_flight.add(pool.submit(_pull_one, client, *job, clock))
+                if not in_flight:
+                    return
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            for future in in_flight:
+                future.cancel()
+
+
+def _pull_one(
+    client: BrazeClient, record: SendRecord, window: Window, clock: Callable[[], datetime]
+) -> PullResult:
+    pair = {"campaign_id": record.campaign_id, "send_id": record.send_id}
+    try:
+        data = client.send_data_series(
+            record.campaign_id, record.send_id, length=window.length, ending_at=window.ending_at
+        )
+        received_at = clock()
+        flat = flatten_series(**pair, data=data, pulled_at=received_at)
+        return PullResult(record, window, received_at, flat=flat)
+    except BrazeAPIError as exc:
+        return PullResult(record, window, clock(), error=exc)
+    except Exception as exc:  # a bug must not cost the other pairs their data
+        logger.exception("unexpected error while pulling %s/%s", *record.key)
+        error = UnexpectedResponseError(f"internal error {type(exc).__name__}: {exc}", **pair)
+        return PullResult(record, window, clock(), error=error)

@@ -1,0 +1,82 @@
+"""The registry of pairs: every pair ever given is remembered in pipeline state.
+
+State layout (`dlt.current.source_state()`): `sends[campaign_id][send_id] = SendRecord.to_state()`.
+Later scheduled runs need no sends file; a new file adds pairs; a repeated pair is harmless,
+and a `sent_at` given later corrects the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from braze_sends import lifecycle
+from braze_sends.lifecycle import SendRecord
+from braze_sends.sends_file import SendPair
+
+Records = dict[tuple[str, str], SendRecord]
+
+
+def load_records(state: dict[str, Any]) -> Records:
+    """Every registered pair's record from pipeline state."""
+    return {
+        (campaign_id, send_id): SendRecord.from_state(campaign_id, send_id, data)
+        for campaign_id, sends in state.get("sends", {}).items()
+        for send_id, data in sends.items()
+    }
+
+
+def save_records(state: dict[str, Any], records: Iterable[SendRecord]) -> None:
+    """Write records back into pipeline state."""
+    sends = state.setdefault("sends", {})
+    for record in records:
+        sends.setdefault(record.campaign_id, {})[record.send_id] = record.to_state()
+
+
+def register(records: Records, pairs: Iterable[SendPair], *, now: datetime, tz: ZoneInfo) -> int:
+    """Add new pairs to `records` (in place); returns how many were new."""
+    added = 0
+    for pair in pairs:
+        key = (pair.campaign_id, pair.send_id)
+        record = records.get(key)
+        if record is None:
+            records[key] = lifecycle.register(*key, now=now, sent_at=pair.sent_at, tz=tz)
+            added += 1
+        elif pair.sent_at is not None and record.status not in lifecycle.DONE:
+            current = record.sent_at or record.sent_date
+            if current != pair.sent_at or record.sent_date_source != "sent_at":
+                records[key] = lifecycle.with_sent_at(record, pair.sent_at, tz)
+    return added
+
+
+def sends_row(record: SendRecord, tz: ZoneInfo) -> dict[str, Any]:
+    """The record as a row of the `sends` table."""
+    return {
+        "campaign_id": record.campaign_id,
+        "send_id": record.send_id,
+        "status": record.status,
+        "sent_at": record.sent_at,
+        "sent_date": record.sent_date,
+        "sent_date_source": record.sent_date_source,
+        "window_closes_at": lifecycle.closes_at(record, tz),
+        "registered_at": record.registered_at,
+        "first_captured_at": record.first_captured_at,
+        "last_attempt_at": record.last_attempt_at,
+        "last_pulled_at": record.last_pulled_at,
+        "final_at": record.final_at,
+        "days_loaded": record.days_loaded,
+        "loaded_from": record.loaded_from,
+        "loaded_to": record.loaded_to,
+        "last_error": record.last_error,
+        "last_error_at": record.last_error_at,
+        "failures": record.failures,
+        "next_retry_at": record.next_retry_at,
+        "requests": record.requests,
+    }
+
+
+def touched(before: Records, after: Records) -> list[SendRecord]:
+    """Records that are new or changed since `before`."""
+    return [r for key, r in after.items() if before.get(key) != r]

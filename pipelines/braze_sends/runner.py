@@ -1,0 +1,157 @@
+"""Runs the pipeline safely from cron: the dlt pipeline, a run lock, pending packages, outcomes.
+
+- One run at a time per pipeline: a second one fails at once with `RunLockedError` (an OS file
+  lock, released even when the process is killed).
+- A previous run killed during normalize or load left load packages behind: they are loaded
+  first (dlt's own `run` would load them and stop without extracting).
+- Errors are mapped to what the user must do: `run_pipeline` raises `BrazeSendsError`
+  subclasses, found anywhere in dlt's exception chain.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from braze_sends import braze_sends
+from braze_sends.errors import BrazeSendsError, ConfigurationError, RunLockedError
+from braze_sends.settings import DATASET_NAME, PIPELINE_NAME
+
+logger = logging.getLogger(__name__)
+
+LOAD_ID_SETTING = "normalize.parquet_normalizer.add_dlt_load_id"
+
+
+@dataclass
+class RunResult:
+    """What a run did, for the CLI's summary and exit code."""
+
+    summary: dict[str, Any]
+    load_info: LoadInfo | None
+    pending_loaded: bool = False
+
+    @property
+    def failed(self) -> int:
+        return int(self.summary.get("failed", 0))
+
+
+def make_pipeline(
+    *,
+    pipeline_name: str = PIPELINE_NAME,
+    destination: Any = None,
+    dataset_name: str | None = None,
+    pipelines_dir: str | None = None,
+) -> dlt.Pipeline:
+    """The dlt pipeline; destination and dataset default to config, then DuckDB / `braze`."""
+    # Arrow tables skip dlt's row normalizer; ask it to stamp `_dlt_load_id` on them anyway, so
+    # every row can be traced to its load (`_dlt_loads`), as on the dict-row path.
+    if dlt.config.get(LOAD_ID_SETTING, bool) is None:
+        dlt.config[LOAD_ID_SETTING] = True
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=destination or dlt.config.get("destination", str) or "duckdb",
+        dataset_name=dataset_name or dlt.config.get("dataset_name", str) or DATASET_NAME,
+        pipelines_dir=pipelines_dir,
+        progress="log" if os.environ.get("BRAZE_SENDS_DLT_PROGRESS") else None,
+    )
+
+
+@contextmanager
+def run_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Hold an exclusive lock for `pipeline`, or raise `RunLockedError` at once."""
+    lock_dir = Path(pipeline.pipelines_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f".{pipeline.pipeline_name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunLockedError(
+                f"another run of pipeline {pipeline.pipeline_name!r} is in progress ({holder}); "
+                "this run did nothing. Runs of one pipeline must not overlap: space the schedule "
+                "further apart or give each job its own pipeline name."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunResult:
+    """Finish what a killed run left, then capture and load every due pair.
+
+    Args:
+        source_args: arguments of the `braze_sends` source; those not given come from config.
+
+    Raises:
+        BrazeSendsError: configuration, key, lock or API problems that stop the run.
+        PipelineStepFailed: the destination failed (the data stays in a pending package and is
+            loaded by the next run).
+    """
+    with run_lock(pipeline):
+        pending = finish_pending(pipeline)
+        try:
+            source = braze_sends(**source_args)
+            info = pipeline.run(source)
+        except ConfigFieldMissingException as exc:
+            raise missing_config_error(exc) from None
+        except Exception as exc:
+            cause = find_cause(exc, BrazeSendsError)
+            if cause is not None:
+                raise cause from None
+            raise
+    summary = pipeline.state.get("sources", {}).get(PIPELINE_NAME, {}).get("last_run", {})
+    return RunResult(summary=summary, load_info=info, pending_loaded=pending)
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> bool:
+    """Normalize and load packages a previous run left behind. Returns whether there were any."""
+    if not pipeline.has_pending_data:
+        return False
+    logger.warning("a previous run did not finish: loading its pending load packages first")
+    pipeline.normalize()
+    pipeline.load()
+    return True
+
+
+def missing_config_error(exc: ConfigFieldMissingException) -> ConfigurationError:
+    """dlt's long lookup report, said in one line with where to put each value."""
+    fields = sorted(getattr(exc, "traces", {}) or {}) or ["a required value"]
+    hints = []
+    for field in fields:
+        env = f"SOURCES__BRAZE__{field.upper()}"
+        place = ".dlt/secrets.toml" if field == "api_key" else ".dlt/config.toml"
+        hints.append(f"{field} (set {env}, or {field} under [sources.braze] in {place})")
+    return ConfigurationError("missing configuration: " + "; ".join(hints))
+
+
+def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of `kind` in `exc`'s chain (dlt wraps what a resource raises)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        if isinstance(current, PipelineStepFailed) and getattr(current, "exception", None):
+            current = current.exception
+        else:
+            current = current.__cause__ or current.__context__
+    return None
