@@ -12,6 +12,7 @@ from pathlib import Path
 import dlt
 import duckdb
 import pytest
+
 from braze_sends.runner import make_pipeline, run_pipeline
 from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxClock, SandboxServer
 

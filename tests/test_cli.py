@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from braze_sends.sandbox import ALL_PERMISSIONS, DEMO_API_KEY, Catalog, SandboxServer
 
+from braze_sends.sandbox import ALL_PERMISSIONS, DEMO_API_KEY, Catalog, SandboxServer
 from tests.conftest import run_cli
 
 NO_PERMISSION_KEY = "key-without-sends-permission"
@@ -138,3 +138,15 @@ def test_help_lists_the_commands_and_exit_codes():
     assert done.returncode == 0
     for word in ("run", "demo", "sandbox", "Exit codes"):
         assert word in done.stdout
+
+
+def test_run_warns_about_a_send_lost_before_it_was_captured(live, tmp_path):
+    server, sends = live
+    campaign = next(iter(server.catalog.campaigns))
+    sent_at = datetime.now(UTC) - timedelta(days=16)
+    server.catalog.add_send(campaign_id=campaign, send_id="send_too_late", sent_at=sent_at)
+    sends.write_text(sends.read_text() + f"{campaign},send_too_late,{sent_at.isoformat()}\n")
+    done = run_cli("run", "--sends", str(sends), env=env_for(server), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"EXPIRED {campaign}/send_too_late" in done.stderr
+    assert "expired 1" in done.stdout

@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
 from braze_sends import errors
 from braze_sends.client import BrazeClient, RetryPolicy
 from braze_sends.ratelimit import RateLimiter
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 KEY = "unit-test-key-7f3a9c"
 ENDING = datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC)

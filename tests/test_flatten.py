@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from braze_sends.errors import UnexpectedResponseError
-from braze_sends.flatten import day_activity, flatten_series
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from braze_sends.errors import UnexpectedResponseError
+from braze_sends.flatten import day_activity, flatten_series
 
 PULLED = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

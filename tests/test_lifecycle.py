@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from braze_sends import lifecycle
-from braze_sends.lifecycle import SendRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from braze_sends import lifecycle
+from braze_sends.lifecycle import SendRecord
 
 UTC = ZoneInfo("UTC")
 NY = ZoneInfo("America/New_York")

@@ -6,9 +6,9 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from braze_sends import SendPair
 from braze_sends.sandbox import CHANNELS, Catalog, Faults, RateLimit
-
 from tests.conftest import NOW
 
 DLT_COLUMNS = {"_dlt_load_id", "_dlt_id"}

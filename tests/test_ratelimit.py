@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from braze_sends.ratelimit import RateLimiter, RateLimitHeaders
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from braze_sends.sandbox import (
     ALL_PERMISSIONS,
     CONTROL_GROUP,

@@ -11,6 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from braze_sends.sandbox import (
     ACTIVITY_DAYS,
     CHANNELS,
@@ -25,8 +28,6 @@ from braze_sends.sandbox.endpoint import ending_date
 from braze_sends.sandbox.faults import latency_for, parse_step
 from braze_sends.sandbox.ratelimit import FixedWindowLimiter, RateLimit
 from braze_sends.sandbox.restatement import STAGES, booked_fractions
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 TODAY = date(2026, 11, 21)
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ import time
 
 import duckdb
 import pytest
-from braze_sends.sandbox import DEMO_API_KEY
 
+from braze_sends.sandbox import DEMO_API_KEY
 from tests.conftest import run_cli
 
 PAIRS = 10_000

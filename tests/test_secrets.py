@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from braze_sends.sandbox import ALL_PERMISSIONS, Catalog, SandboxServer
 
+from braze_sends.sandbox import ALL_PERMISSIONS, Catalog, SandboxServer
 from tests.conftest import REPO, run_cli
 
 SECRET = "leakcheck-5d1e9b7a2c40f3e8a6b9"

@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from braze_sends.errors import SendsFileError
 from braze_sends.sends_file import SendPair, pairs_from_config, parse_sends, read_sends_file
 

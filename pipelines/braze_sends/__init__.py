@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 def braze_sends(
     pairs: Optional[List[Any]] = None,
     sends_file: Optional[str] = None,
-    api_key: TSecretStrValue = dlt.secrets.value,
+    api_key: Optional[TSecretStrValue] = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     timezone: str = "UTC",
     workers: int = DEFAULT_WORKERS,
@@ -62,7 +62,8 @@ def braze_sends(
         pairs: pairs to register: `SendPair`s, or from config `"campaign_id/send_id"` strings or
             tables with `campaign_id`, `send_id`, `sent_at`.
         sends_file: a CSV of pairs to register (`campaign_id,send_id[,sent_at]`).
-        api_key: a REST API key with the `sends.data_series` permission.
+        api_key: a REST API key with the `sends.data_series` permission (needed only when some
+            pair is due: registering pairs needs none).
         base_url: the workspace's REST endpoint.
         timezone: the workspace's time zone (Braze's days follow it).
         workers: requests in flight at once.
@@ -106,22 +107,25 @@ def braze_sends(
             f"got {max_attempts!r}, {request_timeout!r} and {backoff_seconds!r}"
         )
     given = _pairs(pairs, sends_file, options)
-    client = BrazeClient(
-        base_url,
-        api_key,
-        retry=RetryPolicy(
-            max_attempts=max_attempts,
-            backoff_initial=backoff_seconds,
-            timeout=(min(10.0, request_timeout), request_timeout),
-        ),
-        limiter=RateLimiter(requests_per_hour, reserve=1),
-    )
+
+    def connect() -> BrazeClient:
+        return BrazeClient(
+            base_url,
+            api_key or "",
+            retry=RetryPolicy(
+                max_attempts=max_attempts,
+                backoff_initial=backoff_seconds,
+                timeout=(min(10.0, request_timeout), request_timeout),
+            ),
+            limiter=RateLimiter(requests_per_hour, reserve=1),
+        )
+
     clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
 
     @dlt.resource(name="send_data_series", write_disposition="merge")
     def send_data_series():
         """Pulls every due pair and yields rows for the three tables."""
-        yield from run_capture(client, dlt.current.source_state(), given, options, clock=clock)
+        yield from run_capture(connect, dlt.current.source_state(), given, options, clock=clock)
 
     return send_data_series
 

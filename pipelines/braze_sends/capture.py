@@ -108,7 +108,7 @@ class RunSummary:
 
 
 def run_capture(
-    client: BrazeClient,
+    connect: Callable[[], BrazeClient],
     state: dict[str, Any],
     pairs: list[SendPair],
     options: CaptureOptions,
@@ -116,6 +116,10 @@ def run_capture(
     clock: Callable[[], datetime],
 ) -> Iterator[Any]:
     """The resource body: yields hinted Arrow tables (or rows) for the three tables.
+
+    Args:
+        connect: builds the client; called only when some pair is due (registering pairs, or a
+            run with nothing due, needs no key and makes no request).
 
     Raises:
         BrazeAPIError: one that concerns every pair (bad key, missing permission, wrong URL).
@@ -138,6 +142,7 @@ def run_capture(
     if options.max_requests is not None:
         due = due[: options.max_requests]
     jobs = ((r, lifecycle.window(r, now=now, tz=tz)) for r in due)
+    client = connect() if due else None
     deadline = started + options.time_budget if options.time_budget else None
     logger.info(
         "%d pairs registered (%d new), %d due this run",
@@ -159,7 +164,12 @@ def run_capture(
     }
     progress = _Progress(total=len(due))
     unreachable = 0
-    for result in pull_all(client, jobs, workers=options.workers, clock=clock, deadline=deadline):
+    results = (
+        pull_all(client, jobs, workers=options.workers, clock=clock, deadline=deadline)
+        if client
+        else ()
+    )
+    for result in results:
         key = result.record.key
         if result.error is not None:
             if result.error.stops_run:
@@ -222,8 +232,9 @@ def run_capture(
     yield from sends_rows([registry.sends_row(r, tz) for r in changed], options.item_format)
 
     summary.rows = {name: buffer.rows_out for name, buffer in buffers.items()}
-    summary.requests, summary.retries = client.stats.requests, client.stats.retries
-    summary.statuses = {str(k): v for k, v in client.stats.statuses.items()}
+    if client is not None:
+        summary.requests, summary.retries = client.stats.requests, client.stats.retries
+        summary.statuses = {str(k): v for k, v in client.stats.statuses.items()}
     summary.status_counts = dict(Counter(r.status for r in records.values()))
     summary.finished_at = clock().isoformat()
     summary.seconds = round(time.monotonic() - started, 3)

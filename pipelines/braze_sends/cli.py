@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from braze_sends import logs
+from braze_sends import logs, status
 from braze_sends.errors import BrazeAPIError, BrazeSendsError, ConfigurationError, RunLockedError
 
 logger = logging.getLogger("braze_sends.cli")
@@ -96,6 +96,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timezone", help="the workspace's time zone (config: timezone, default UTC)")
     run.add_argument("--item-format", choices=("arrow", "rows"), help=argparse.SUPPRESS)
 
+    status = _command(commands, "status", _status, "where every send stands; exit 4 on alarms")
+    _add_pipeline_options(status)
+    status.add_argument("--json", action="store_true", help="a JSON document instead of text")
+    status.add_argument(
+        "--horizon-hours",
+        type=float,
+        help="alarm for sends closing within this many hours without a pull in "
+        "the last 24 h (config: at_risk_hours, default 48)",
+    )
+    status.add_argument(
+        "--expired-alarm-days",
+        type=float,
+        default=7.0,
+        help="alarm for sends expired within this many days (default %(default)s)",
+    )
+    status.add_argument("--limit", type=int, default=50, help="open sends listed (default 50)")
+    status.add_argument("--timezone", help="the workspace's time zone (config: timezone)")
+
+    register = _command(
+        commands, "register", _register, "remember pairs for later runs, without pulling them"
+    )
+    _add_pipeline_options(register)
+    register.add_argument("campaign_id", nargs="?", help="the campaign's API identifier")
+    register.add_argument("send_id", nargs="?", help="the send's identifier")
+    register.add_argument("--sent-at", help="ISO-8601 date or datetime of the send")
+    register.add_argument("--sends", metavar="FILE", help="register every pair of a sends file")
+    register.add_argument("--timezone", help="the workspace's time zone (config: timezone)")
+
     demo = _command(commands, "demo", _demo, "load the built-in sandbox's sends into DuckDB")
     demo.add_argument(
         "--db", default="braze_sends.duckdb", help="DuckDB file (default %(default)s)"
@@ -137,14 +165,9 @@ def _add_pipeline_options(command: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from braze_sends import report
-    from braze_sends.runner import make_pipeline, run_pipeline
+    from braze_sends.runner import run_pipeline
 
-    pipeline = make_pipeline(
-        pipeline_name=args.pipeline_name,
-        destination=args.destination,
-        dataset_name=args.dataset,
-        pipelines_dir=args.pipelines_dir,
-    )
+    pipeline = _pipeline(args)
     options = {
         "sends_file": args.sends,
         "workers": args.workers,
@@ -156,7 +179,64 @@ def _run(args: argparse.Namespace) -> int:
     }
     result = run_pipeline(pipeline, **{k: v for k, v in options.items() if v is not None})
     print(report.run_summary(result.summary, pending_loaded=result.pending_loaded))
+    for line in status.warnings(_status_report(pipeline, args.timezone, None)):
+        logger.warning(line)
     return EXIT_PAIRS_FAILED if result.failed else EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    report = _status_report(
+        _pipeline(args),
+        args.timezone,
+        args.horizon_hours,
+        expired_alarm_days=args.expired_alarm_days,
+    )
+    if args.json:
+        print(json.dumps(status.to_json(report), indent=2))
+    else:
+        print(status.render(report, limit=args.limit))
+    return EXIT_AT_RISK if report.alarm else EXIT_OK
+
+
+def _register(args: argparse.Namespace) -> int:
+    from braze_sends.runner import run_pipeline
+    from braze_sends.sends_file import SendPair, check_id, parse_sent_at
+
+    if bool(args.sends) == bool(args.campaign_id):
+        raise ConfigurationError(
+            "give CAMPAIGN_ID SEND_ID (and optionally --sent-at), or --sends FILE"
+        )
+    pairs = []
+    if args.campaign_id:
+        if not args.send_id:
+            raise ConfigurationError("give both CAMPAIGN_ID and SEND_ID")
+        problems = [
+            p
+            for p in (check_id("campaign_id", args.campaign_id), check_id("send_id", args.send_id))
+            if p
+        ]
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+        sent_at = None
+        if args.sent_at:
+            try:
+                sent_at = parse_sent_at(args.sent_at, _timezone(args.timezone))
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
+        pairs.append(SendPair(args.campaign_id, args.send_id, sent_at))
+    pipeline = _pipeline(args)
+    options = {
+        "pairs": pairs or None,
+        "sends_file": args.sends,
+        "max_requests": 0,  # register only: no request, so no key needed
+        "timezone": args.timezone,
+    }
+    result = run_pipeline(pipeline, **{k: v for k, v in options.items() if v is not None})
+    new = result.summary.get("registered", 0)
+    print(f"registered {new:,} new pair(s); {result.summary.get('known', 0):,} registered in all")
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -170,6 +250,47 @@ def _sandbox(args: argparse.Namespace) -> int:
     from braze_sends.sandbox import cli as sandbox_cli
 
     return sandbox_cli.serve(args)
+
+
+def _timezone(name: str | None):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    import dlt
+
+    name = name or dlt.config.get("sources.braze.timezone", str) or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"timezone {name!r} is not an IANA time zone name") from None
+
+
+def _pipeline(args: argparse.Namespace):
+    from braze_sends.runner import make_pipeline
+
+    return make_pipeline(
+        pipeline_name=args.pipeline_name,
+        destination=args.destination,
+        dataset_name=args.dataset,
+        pipelines_dir=args.pipelines_dir,
+    )
+
+
+def _status_report(pipeline, timezone, horizon_hours, *, expired_alarm_days=7.0):
+    from datetime import datetime, timedelta
+    from datetime import timezone as dt_timezone
+
+    import dlt
+
+    from braze_sends.runner import registered_records
+
+    hours = horizon_hours or dlt.config.get("sources.braze.at_risk_hours", float) or 48.0
+    return status.build(
+        registered_records(pipeline),
+        now=datetime.now(dt_timezone.utc),
+        tz=_timezone(timezone),
+        horizon=timedelta(hours=hours),
+        expired_alarm=timedelta(days=expired_alarm_days),
+    )
 
 
 def _configured_secrets() -> list[str]:

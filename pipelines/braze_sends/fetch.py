@@ -9,6 +9,7 @@ flight is bounded, so memory does not grow with the number of pairs.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,6 +22,12 @@ from braze_sends.flatten import FlatSeries, flatten_series
 from braze_sends.lifecycle import SendRecord, Window
 
 logger = logging.getLogger(__name__)
+
+
+class Cancelled(BrazeAPIError):
+    """Not requested: the run stopped before this pair's turn."""
+
+    retryable = True
 
 
 @dataclass
@@ -54,30 +61,40 @@ def pull_all(
     """
     jobs = iter(jobs)
     in_flight: set[Future[PullResult]] = set()
+    stop = threading.Event()  # set by an error that concerns every pair (bad key, wrong URL)
+
+    def may_start() -> bool:
+        return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="braze-pull") as pool:
         try:
             while True:
-                while len(in_flight) < 2 * workers and (
-                    deadline is None or time.monotonic() < deadline
-                ):
+                while len(in_flight) < 2 * workers and may_start():
                     job = next(jobs, None)
                     if job is None:
                         break
-                    in_flight.add(pool.submit(_pull_one, client, *job, clock))
+                    in_flight.add(pool.submit(_pull_one, client, *job, clock, stop))
                 if not in_flight:
                     return
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield future.result()
         finally:
+            stop.set()
             for future in in_flight:
                 future.cancel()
 
 
 def _pull_one(
-    client: BrazeClient, record: SendRecord, window: Window, clock: Callable[[], datetime]
+    client: BrazeClient,
+    record: SendRecord,
+    window: Window,
+    clock: Callable[[], datetime],
+    stop: threading.Event,
 ) -> PullResult:
     pair = {"campaign_id": record.campaign_id, "send_id": record.send_id}
+    if stop.is_set():
+        return PullResult(record, window, clock(), error=Cancelled("run stopped", **pair))
     try:
         data = client.send_data_series(
             record.campaign_id, record.send_id, length=window.length, ending_at=window.ending_at
@@ -86,6 +103,8 @@ def _pull_one(
         flat = flatten_series(**pair, data=data, pulled_at=received_at)
         return PullResult(record, window, received_at, flat=flat)
     except BrazeAPIError as exc:
+        if exc.stops_run:
+            stop.set()
         return PullResult(record, window, clock(), error=exc)
     except Exception as exc:  # a bug must not cost the other pairs their data
         logger.exception("unexpected error while pulling %s/%s", *record.key)

@@ -24,8 +24,9 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from braze_sends import braze_sends
+from braze_sends import braze_sends, registry
 from braze_sends.errors import BrazeSendsError, ConfigurationError, RunLockedError
+from braze_sends.lifecycle import SendRecord
 from braze_sends.settings import DATASET_NAME, PIPELINE_NAME
 
 logger = logging.getLogger(__name__)
@@ -121,14 +122,52 @@ def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunResult:
     return RunResult(summary=summary, load_info=info, pending_loaded=pending)
 
 
+def registered_records(pipeline: dlt.Pipeline) -> list[SendRecord]:
+    """Every registered pair's record, from local state, else restored from the destination.
+
+    Reading local state needs no database connection, so `status` works while a run holds the
+    destination (DuckDB allows one writer).
+    """
+    if not pipeline.first_run:
+        state = pipeline.state
+    else:
+        try:
+            pipeline.sync_destination()
+        except Exception as exc:  # noqa: BLE001 - nothing to restore is a valid answer
+            logger.info("no pipeline state to restore from the destination: %s", exc)
+        state = pipeline.state
+    source_state = state.get("sources", {}).get(PIPELINE_NAME, {})
+    return list(registry.load_records(source_state).values())
+
+
 def finish_pending(pipeline: dlt.Pipeline) -> bool:
     """Normalize and load packages a previous run left behind. Returns whether there were any."""
     if not pipeline.has_pending_data:
         return False
     logger.warning("a previous run did not finish: loading its pending load packages first")
+    drop_stale_extracted_copies(pipeline)
     pipeline.normalize()
     pipeline.load()
     return True
+
+
+def drop_stale_extracted_copies(pipeline: dlt.Pipeline) -> list[str]:
+    """Remove extracted packages that normalize already committed.
+
+    dlt 1.31 commits a normalized package (an atomic rename) and only then deletes its extracted
+    copy; a run killed between the two leaves both, and normalizing the copy again fails with
+    "Directory not empty". The committed package is complete, so the copy is dropped.
+    """
+    load_storage = pipeline._get_load_storage()
+    committed = {*load_storage.list_normalized_packages(), *load_storage.list_loaded_packages()}
+    extracted = pipeline._get_normalize_storage().extracted_packages
+    stale = [load_id for load_id in extracted.list_packages() if load_id in committed]
+    for load_id in stale:
+        logger.warning(
+            "dropping the extracted copy of package %s: it was already normalized", load_id
+        )
+        extracted.delete_package(load_id)
+    return stale
 
 
 def missing_config_error(exc: ConfigFieldMissingException) -> ConfigurationError:

@@ -1,0 +1,207 @@
+"""The lifecycle over real runs: retention answers, expiry alarms, budgets, time zones, registry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from braze_sends import SendPair
+from braze_sends.sandbox import Catalog, SandboxClock, SandboxServer
+from tests.conftest import NOW, Loader, run_cli
+from tests.test_pipeline import sent_pairs, stored
+
+
+def pairs_of(catalog, as_of=NOW, with_sent_at=True):
+    return [SendPair(c, s, at if with_sent_at else None) for c, s, at in sent_pairs(catalog, as_of)]
+
+
+@pytest.mark.parametrize("mode", ["zeros", "empty", "error"])
+def test_whatever_braze_answers_for_an_expired_send_the_stored_numbers_stay(
+    loader, catalog, sandbox, mode
+):
+    loader.run(pairs=pairs_of(catalog))
+    before = stored(loader)
+    catalog.set_retention(mode)
+    sandbox.clock.set(NOW + timedelta(days=16))  # every send is past its 14 days
+    result = loader.run()
+    assert stored(loader) == before  # no zeros merged over real numbers
+    statuses = dict(loader.sql("SELECT status, count(*) FROM braze.sends GROUP BY 1"))
+    assert statuses == {"final": len(sent_pairs(catalog))}
+    if mode != "error":
+        assert result.summary["retention_signals"] == len(sent_pairs(catalog))
+    again = loader.run()
+    assert again.summary["due"] == 0 and again.summary["requests"] == 0  # final: never again
+
+
+def test_zeros_over_the_oldest_days_keep_them_and_load_the_newer_ones(loader, catalog, sandbox):
+    campaign = next(iter(catalog.campaigns))
+    catalog.add_send(campaign_id=campaign, send_id="send_partial", sent_at=NOW - timedelta(days=3))
+    pair = SendPair(campaign, "send_partial", NOW - timedelta(days=3))
+    loader.run(pairs=[pair])
+    first_day = loader.sql(
+        "SELECT sum(sent) FROM braze.send_variation_daily WHERE send_id = "
+        "'send_partial' AND date = ?",
+        (NOW - timedelta(days=3)).date(),
+    )[0][0]
+    assert first_day > 0
+    # Suppose Braze deletes day by day: the send's first day comes back all zero.
+    original = catalog.series
+
+    def series_with_first_day_zeroed(campaign_id, send_id, **kw):
+        data = original(campaign_id, send_id, **kw)
+        if send_id == "send_partial":
+            first = data[0]
+            for key in first:
+                if key not in ("time", "messages"):
+                    first[key] = 0
+            for variations in first["messages"].values():
+                for v in variations:
+                    for k in v:
+                        if k not in ("variation_name", "variation_api_id"):
+                            v[k] = 0
+        return data
+
+    catalog.series = series_with_first_day_zeroed
+    sandbox.clock.set(NOW + timedelta(days=1))
+    result = loader.run(now=NOW + timedelta(days=1))
+    catalog.series = original
+    assert result.summary["retention_signals"] == 1
+    kept = loader.sql(
+        "SELECT sum(sent) FROM braze.send_variation_daily WHERE send_id = "
+        "'send_partial' AND date = ?",
+        (NOW - timedelta(days=3)).date(),
+    )[0][0]
+    assert kept == first_day
+    status = loader.sql("SELECT status FROM braze.sends WHERE send_id = 'send_partial'")
+    assert status == [("final",)]
+
+
+def test_a_window_that_closes_without_capture_ends_expired_and_status_exits_4(tmp_path, catalog):
+    clock = SandboxClock(NOW, frozen=True)
+    with SandboxServer(catalog, clock=clock) as server:
+        loader = Loader(tmp_path, server)
+        campaign_id, send_id, sent_at = sent_pairs(catalog)[-1]
+        pair = SendPair(campaign_id, send_id, sent_at)
+        server.script(campaign_id, send_id, [503] * 1000)  # Braze fails this send for days
+        day = NOW
+        while day < sent_at + timedelta(days=15):
+            clock.set(day)
+            loader.run(pairs=[pair], now=day, max_attempts=2, backoff_seconds=0.01)
+            day += timedelta(days=1)
+        status = loader.sql("SELECT status, last_error FROM braze.sends")
+        assert status[0][0] == "expired" and "HTTP 503" in status[0][1]
+    done = run_cli(
+        "status",
+        "--pipelines-dir",
+        str(loader.pipelines_dir),
+        "--json",
+        "--destination",
+        "duckdb",
+        env={"DESTINATION__DUCKDB__CREDENTIALS": str(loader.db)},
+    )
+    report = json.loads(done.stdout)
+    assert done.returncode == 4
+    assert report["alarm"] is True and report["counts"]["expired"] == 1
+    assert report["recently_expired"][0]["send_id"] == send_id
+
+
+def test_run_and_status_warn_before_a_send_closes_without_a_recent_pull(tmp_path):
+    """On real time (the CLI's clock): a send closing in ~20 h, last pulled 25 h ago."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    catalog = Catalog.generate(4, start=now.date(), days=1, sends=1, campaigns=1)
+    campaign = next(iter(catalog.campaigns))
+    sent_at = now - timedelta(days=14) + timedelta(hours=20)
+    catalog.add_send(campaign_id=campaign, send_id="send_closing", sent_at=sent_at)
+    with SandboxServer(
+        catalog, clock=SandboxClock(now - timedelta(hours=25), frozen=True)
+    ) as server:
+        loader = Loader(tmp_path, server)
+        loader.run(
+            pairs=[SendPair(campaign, "send_closing", sent_at)], now=now - timedelta(hours=25)
+        )
+    env = {"DESTINATION__DUCKDB__CREDENTIALS": str(loader.db)}
+    done = run_cli("status", "--pipelines-dir", str(loader.pipelines_dir), env=env)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "AT RISK" in done.stdout and "send_closing" in done.stdout
+    assert "last successful pull 1d 1h ago" in done.stdout
+    calm = run_cli(
+        "status", "--pipelines-dir", str(loader.pipelines_dir), "--horizon-hours", "12", env=env
+    )
+    assert calm.returncode == 0 and "alarms: none" in calm.stdout
+
+
+def test_max_requests_serves_the_most_urgent_sends_first(loader, catalog, sandbox):
+    pairs = pairs_of(catalog)
+    loader.run(pairs=pairs, max_requests=0)  # registered, nothing pulled
+    result = loader.run(max_requests=5)
+    requested = set(sandbox.stats.by_pair)
+    by_close = sorted(pairs, key=lambda p: p.sent_at)
+    assert requested == {(p.campaign_id, p.send_id) for p in by_close[:5]}
+    assert result.summary["deferred"] == len(pairs) - 5
+    rest = loader.run()  # without a budget: the deferred ones and refreshes of the first five
+    assert rest.summary["pulled"] == len(pairs)
+
+
+def test_a_run_with_nothing_due_makes_no_request(loader, catalog, sandbox):
+    loader.run(pairs=pairs_of(catalog), max_requests=0)
+    sandbox.clock.set(NOW + timedelta(days=30))
+    loader.run(now=NOW + timedelta(days=30))  # every send: one last try, then final/expired
+    count = sandbox.stats.total
+    result = loader.run(now=NOW + timedelta(days=31))
+    assert result.summary["due"] == 0 and sandbox.stats.total == count
+
+
+def test_ending_at_carries_the_workspace_offset_and_days_follow_its_zone(tmp_path):
+    catalog = Catalog.generate(
+        3,
+        start=NOW.date() - timedelta(days=5),
+        days=5,
+        sends=6,
+        campaigns=2,
+        timezone="America/New_York",
+    )
+    with SandboxServer(catalog, clock=SandboxClock(NOW, frozen=True)) as server:
+        loader = Loader(tmp_path, server)
+        result = loader.run(pairs=pairs_of(catalog), timezone="America/New_York")
+        params = [entry.params for entry in server.stats.log]
+    assert result.failed == 0
+    assert all(p["ending_at"] == "2026-11-20T23:59:59-05:00" for p in params)
+    dates = {d for (d,) in loader.sql("SELECT DISTINCT date FROM braze.send_daily")}
+    assert max(dates) == date(2026, 11, 20)
+
+
+def test_pairs_registered_once_are_remembered_and_new_files_add_to_them(loader, catalog, sandbox):
+    pairs = pairs_of(catalog, with_sent_at=False)
+    loader.run(pairs=pairs[:10])
+    loader.run(pairs=pairs[5:15])  # overlapping: duplicates are harmless
+    result = loader.run()
+    assert result.summary["known"] == 15 and result.summary["registered"] == 0
+    sources = dict(loader.sql("SELECT sent_date_source, count(*) FROM braze.sends GROUP BY 1"))
+    assert sources == {"data": 15}  # no sent_at given: inferred from the first active day
+
+
+def test_register_command_remembers_a_pair_without_pulling_and_needs_no_key(tmp_path, sandbox):
+    pipelines = str(tmp_path / "pipelines")
+    env = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "braze_sends.duckdb")}
+    done = run_cli(
+        "register",
+        "c-1",
+        "s-1",
+        "--sent-at",
+        "2026-11-19T10:00:00+00:00",
+        "--pipelines-dir",
+        pipelines,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "registered 1 new pair(s); 1 registered in all" in done.stdout
+    again = run_cli("register", "c-1", "s-1", "--pipelines-dir", pipelines, env=env)
+    assert "registered 0 new pair(s); 1 registered in all" in again.stdout
+    bad = run_cli("register", "c-1", "x" * 80, "--pipelines-dir", pipelines, env=env)
+    assert bad.returncode == 2 and "at most 64" in bad.stderr
+    status = run_cli("status", "--json", "--pipelines-dir", pipelines, env=env)
+    report = json.loads(status.stdout)
+    assert report["counts"]["new"] == 1 and report["open"][0]["sent_date"] == "2026-11-19"
+    assert sandbox.stats.total == 0
