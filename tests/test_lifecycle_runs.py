@@ -165,7 +165,7 @@ def test_ending_at_carries_the_workspace_offset_and_days_follow_its_zone(tmp_pat
     with SandboxServer(catalog, clock=SandboxClock(NOW, frozen=True)) as server:
         loader = Loader(tmp_path, server)
         result = loader.run(pairs=pairs_of(catalog), timezone="America/New_York")
-        params = [entry.params for entry in server.stats.log]
+        params = [e.params for e in server.stats.log if e.path == "/sends/data_series"]
     assert result.failed == 0
     assert all(p["ending_at"] == "2026-11-20T23:59:59-05:00" for p in params)
     dates = {d for (d,) in loader.sql("SELECT DISTINCT date FROM braze.send_daily")}

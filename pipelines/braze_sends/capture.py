@@ -2,11 +2,14 @@
 
 This is the body of the dlt resource, kept apart from the dlt wiring so it reads top to bottom:
 
-1. load every record from state and register the pairs given this time;
+1. load every record from state and register the pairs given this time (`plan`);
 2. sort the due sends by urgency and cut to the request budget (`max_requests`, `time_budget`);
-3. pull them concurrently (`fetch.pull_all`), and for each result apply `lifecycle`, withholding
-   days a retention signal would erase, and buffer its rows;
-4. yield Arrow batches as buffers fill, then the changed `sends` rows; save the records.
+3. pull them concurrently (`fetch.pull_all`); record each failure (`failed`);
+4. flatten the responses in batches (`settle`: the vectorised `columnar` path, or the reference
+   `flatten` pair by pair when a batch holds something the fast path does not take), apply the
+   `lifecycle` to each pair, withholding days a retention signal would erase, buffer the rows;
+5. yield Arrow batches as buffers fill, then the changed `sends` rows; save the records
+   (`finish`).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pyarrow as pa
+
 from braze_sends import lifecycle, registry
 from braze_sends.client import BrazeClient
+from braze_sends.columnar import PAIR, Response, flatten_batch, from_flat
 from braze_sends.columns import DAILY_KEY, VARIATION_KEY
-from braze_sends.errors import ConfigurationError, TransportError
+from braze_sends.errors import ConfigurationError, TransportError, UnexpectedResponseError
 from braze_sends.fetch import PullResult, pull_all
-from braze_sends.flatten import day_activity
+from braze_sends.flatten import FlatSeries, day_activity, flatten_series
 from braze_sends.sends_file import SendPair
 from braze_sends.settings import DAILY_TABLE, VARIATION_TABLE
 from braze_sends.tables import DEFAULT_BATCH_ROWS, ItemFormat, TableBuffer, sends_rows
@@ -47,6 +53,7 @@ class CaptureOptions:
     at_risk_hours: float = 48.0
     item_format: ItemFormat = "arrow"
     batch_rows: int = DEFAULT_BATCH_ROWS
+    batch_pairs: int = 250  # responses flattened together on the fast path
 
     def __post_init__(self) -> None:
         try:
@@ -64,6 +71,7 @@ class CaptureOptions:
         _check_range("final_margin_hours", self.final_margin_hours, 0, 13 * 24)
         _check_range("at_risk_hours", self.at_risk_hours, 1, 14 * 24)
         _check_range("batch_rows", self.batch_rows, 1, 10**7)
+        _check_range("batch_pairs", self.batch_pairs, 1, 10**5)
         if self.item_format not in ("arrow", "rows"):
             raise ConfigurationError(
                 f"item_format must be 'arrow' or 'rows', not {self.item_format!r}"
@@ -125,120 +133,186 @@ def run_capture(
         BrazeAPIError: one that concerns every pair (bad key, missing permission, wrong URL).
         ConfigurationError: base_url cannot be reached at all.
     """
-    tz, now = options.tz, clock()
-    started = time.monotonic()
-    summary = RunSummary(started_at=now.isoformat())
-    records = registry.load_records(state)
-    before = dict(records)
-    summary.registered = registry.register(records, pairs, now=now, tz=tz)
-    summary.known = len(records)
-
-    horizon = timedelta(hours=options.at_risk_hours)
-    due = sorted(
-        (r for r in records.values() if lifecycle.is_due(r, now=now, tz=tz)),
-        key=lambda r: lifecycle.priority(r, now=now, tz=tz, horizon=horizon),
-    )
-    summary.due = len(due)
-    if options.max_requests is not None:
-        due = due[: options.max_requests]
-    jobs = ((r, lifecycle.window(r, now=now, tz=tz)) for r in due)
+    run = CaptureRun(state, pairs, options, clock)
+    due = run.plan()
     client = connect() if due else None
-    deadline = started + options.time_budget if options.time_budget else None
-    logger.info(
-        "%d pairs registered (%d new), %d due this run",
-        len(records),
-        summary.registered,
-        summary.due,
-    )
-
-    buffers = {
-        VARIATION_TABLE: TableBuffer(
-            VARIATION_TABLE,
-            VARIATION_KEY,
-            item_format=options.item_format,
-            max_rows=options.batch_rows,
-        ),
-        DAILY_TABLE: TableBuffer(
-            DAILY_TABLE, DAILY_KEY, item_format=options.item_format, max_rows=options.batch_rows
-        ),
-    }
-    progress = _Progress(total=len(due))
-    unreachable = 0
-    results = (
-        pull_all(client, jobs, workers=options.workers, clock=clock, deadline=deadline)
-        if client
-        else ()
-    )
-    for result in results:
-        key = result.record.key
-        if result.error is not None:
-            if result.error.stops_run:
-                raise result.error
-            unreachable = unreachable + 1 if _is_unreachable(result) else 0
-            if unreachable >= max(options.workers, 3) and summary.pulled == 0:
-                raise ConfigurationError(
-                    f"cannot reach {client.base_url}: {result.error.detail}; check base_url "
-                    "(your workspace's REST endpoint) and the network"
-                )
-            summary.failed += 1
-            if len(summary.failures) < RunSummary.MAX_LISTED_FAILURES:
-                summary.failures.append(
-                    {"campaign_id": key[0], "send_id": key[1], "error": str(result.error)}
-                )
-            logger.warning("pair failed: %s", result.error)
-            records[key] = lifecycle.after_failure(
-                records[key],
-                str(result.error),
-                now=result.received_at,
-                tz=tz,
-                permanent=not result.error.retryable,
-            )
-        else:
-            summary.pulled += 1
-            flat = result.flat
-            outcome = lifecycle.after_response(
-                records[key],
-                day_activity(flat),
-                now=result.received_at,
-                tz=tz,
-                final_margin=timedelta(hours=options.final_margin_hours),
-            )
-            if outcome.retention_signal:
-                summary.retention_signals += 1
-                summary.withheld_days += len(outcome.withheld_days)
-                logger.info(
-                    "%s/%s: Braze no longer holds %d stored day(s); kept what is stored",
-                    *key,
-                    len(outcome.withheld_days),
-                )
-            keep = outcome.keep_days
-            buffers[VARIATION_TABLE].add(
-                (row for row in flat.variation_rows if row["date"] in keep), flat.kinds
-            )
-            buffers[DAILY_TABLE].add(
-                (row for row in flat.daily_rows if row["date"] in keep), flat.kinds
-            )
-            records[key] = outcome.record
-            for buffer in buffers.values():
-                if buffer.full:
-                    yield from buffer.flush()
-        progress.tick(summary, client)
-    for buffer in buffers.values():
-        yield from buffer.flush()
-
-    summary.deferred = summary.due - summary.pulled - summary.failed
-    changed = registry.touched(before, records)
-    registry.save_records(state, changed)
-    yield from sends_rows([registry.sends_row(r, tz) for r in changed], options.item_format)
-
-    summary.rows = {name: buffer.rows_out for name, buffer in buffers.items()}
     if client is not None:
-        summary.requests, summary.retries = client.stats.requests, client.stats.retries
-        summary.statuses = {str(k): v for k, v in client.stats.statuses.items()}
-    summary.status_counts = dict(Counter(r.status for r in records.values()))
-    summary.finished_at = clock().isoformat()
-    summary.seconds = round(time.monotonic() - started, 3)
-    state["last_run"] = summary.as_state()
+        jobs = ((r, lifecycle.window(r, now=run.now, tz=run.tz)) for r in due)
+        deadline = run.started + options.time_budget if options.time_budget else None
+        progress = _Progress(total=len(due))
+        batch: list[PullResult] = []
+        for result in pull_all(client, jobs, workers=options.workers, clock=clock,
+                               deadline=deadline):  # fmt: skip
+            if result.error is not None:
+                run.failed(result, client)
+            else:
+                batch.append(result)
+                if len(batch) >= options.batch_pairs:
+                    yield from run.settle(batch)
+                    batch = []
+            progress.tick(run.summary, client)
+        yield from run.settle(batch)
+    yield from run.finish(client)
+
+
+class CaptureRun:
+    """One run's records, summary and buffers; the steps `run_capture` drives."""
+
+    def __init__(
+        self,
+        state: dict[str, Any],
+        pairs: list[SendPair],
+        options: CaptureOptions,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.state, self.pairs, self.options, self.clock = state, pairs, options, clock
+        self.tz, self.now = options.tz, clock()
+        self.started = time.monotonic()
+        self.summary = RunSummary(started_at=self.now.isoformat())
+        self.records = registry.load_records(state)
+        self.before = dict(self.records)
+        self.buffers = {
+            table: TableBuffer(table, key, item_format=options.item_format,
+                               max_rows=options.batch_rows)
+            for table, key in ((VARIATION_TABLE, VARIATION_KEY), (DAILY_TABLE, DAILY_KEY))
+        }  # fmt: skip
+        self.final_margin = timedelta(hours=options.final_margin_hours)
+        self._unreachable = 0
+
+    def plan(self) -> list[lifecycle.SendRecord]:
+        """Register the given pairs; the due ones, most urgent first, cut to the budget."""
+        summary, now, tz = self.summary, self.now, self.tz
+        summary.registered = registry.register(self.records, self.pairs, now=now, tz=tz)
+        summary.known = len(self.records)
+        horizon = timedelta(hours=self.options.at_risk_hours)
+        due = sorted(
+            (r for r in self.records.values() if lifecycle.is_due(r, now=now, tz=tz)),
+            key=lambda r: lifecycle.priority(r, now=now, tz=tz, horizon=horizon),
+        )
+        summary.due = len(due)
+        logger.info("%d pairs registered (%d new), %d due this run",
+                    len(self.records), summary.registered, summary.due)  # fmt: skip
+        if self.options.max_requests is not None:
+            due = due[: self.options.max_requests]
+        return due
+
+    def failed(self, result: PullResult, client: BrazeClient | None) -> None:
+        """Record a pair's failure; stop the run when the failure concerns every pair."""
+        error = result.error
+        if error.stops_run:
+            raise error
+        self._unreachable = self._unreachable + 1 if _is_unreachable(result) else 0
+        if client and self._unreachable >= max(self.options.workers, 3) and not self.summary.pulled:
+            raise ConfigurationError(
+                f"cannot reach {client.base_url}: {error.detail}; check base_url "
+                "(your workspace's REST endpoint) and the network"
+            )
+        key = result.record.key
+        self.summary.failed += 1
+        if len(self.summary.failures) < RunSummary.MAX_LISTED_FAILURES:
+            self.summary.failures.append(
+                {"campaign_id": key[0], "send_id": key[1], "error": str(error)}
+            )
+        logger.warning("pair failed: %s", error)
+        self.records[key] = lifecycle.after_failure(
+            self.records[key], str(error), now=result.received_at, tz=self.tz,
+            permanent=not error.retryable,
+        )  # fmt: skip
+
+    def settle(self, batch: list[PullResult]) -> Iterator[Any]:
+        """Flatten a batch of responses, apply the lifecycle to each pair, buffer the rows."""
+        if not batch:
+            return
+        if self.options.item_format == "arrow":
+            self._settle_columnar(batch)
+        else:
+            for result in batch:
+                self._settle_rows(result)
+        for buffer in self.buffers.values():
+            if buffer.full:
+                yield from buffer.flush()
+
+    def _settle_columnar(self, batch: list[PullResult]) -> None:
+        responses = [Response(r.record.campaign_id, r.record.send_id, r.data, r.received_at)
+                     for r in batch]  # fmt: skip
+        try:
+            parts = [(list(range(len(batch))), flatten_batch(responses))]
+        except (ValueError, TypeError, pa.ArrowException):
+            # Something the fast path can't take: the reference decides, pair by pair.
+            parts = []
+            for index, result in enumerate(batch):
+                flat = self._reference(result)
+                if flat is not None:
+                    parts.append(([index], from_flat(flat, index)))
+        for indices, tables in parts:
+            activity = tables.activity()
+            withheld = {}
+            for index in indices:
+                outcome = self._outcome(batch[index], activity.get(index, {}))
+                if outcome.withheld_days:
+                    withheld[index] = set(outcome.withheld_days)
+            tables = tables.keep(withheld)
+            self.buffers[VARIATION_TABLE].add_table(tables.variation.drop_columns([PAIR]),
+                                                    tables.kinds)  # fmt: skip
+            self.buffers[DAILY_TABLE].add_table(tables.daily.drop_columns([PAIR]), tables.kinds)
+
+    def _settle_rows(self, result: PullResult) -> None:
+        flat = self._reference(result)
+        if flat is None:
+            return
+        keep = self._outcome(result, day_activity(flat)).keep_days
+        self.buffers[VARIATION_TABLE].add(
+            (row for row in flat.variation_rows if row["date"] in keep), flat.kinds
+        )
+        self.buffers[DAILY_TABLE].add(
+            (row for row in flat.daily_rows if row["date"] in keep), flat.kinds
+        )
+
+    def _reference(self, result: PullResult) -> FlatSeries | None:
+        """The pair's rows by the reference flattening, or None (the pair failed) when the
+        response does not fit the contract."""
+        record = result.record
+        try:
+            return flatten_series(record.campaign_id, record.send_id, result.data,
+                                  pulled_at=result.received_at)  # fmt: skip
+        except UnexpectedResponseError as exc:
+            self.failed(PullResult(record, result.window, result.received_at, error=exc), None)
+            return None
+
+    def _outcome(self, result: PullResult, activity: dict) -> lifecycle.Outcome:
+        """Apply a successful response to the pair's record."""
+        key = result.record.key
+        outcome = lifecycle.after_response(
+            self.records[key], activity, now=result.received_at, tz=self.tz,
+            final_margin=self.final_margin,
+        )  # fmt: skip
+        self.summary.pulled += 1
+        if outcome.retention_signal:
+            self.summary.retention_signals += 1
+            self.summary.withheld_days += len(outcome.withheld_days)
+            logger.info("%s/%s: Braze no longer holds %d stored day(s); kept what is stored",
+                        *key, len(outcome.withheld_days))  # fmt: skip
+        self.records[key] = outcome.record
+        return outcome
+
+    def finish(self, client: BrazeClient | None) -> Iterator[Any]:
+        """Flush the buffers, then the changed `sends` rows; save records and the summary."""
+        for buffer in self.buffers.values():
+            yield from buffer.flush()
+        summary = self.summary
+        summary.deferred = summary.due - summary.pulled - summary.failed
+        changed = registry.touched(self.before, self.records)
+        registry.save_records(self.state, changed)
+        rows = [registry.sends_row(r, self.tz) for r in changed]
+        yield from sends_rows(rows, self.options.item_format)
+        summary.rows = {name: buffer.rows_out for name, buffer in self.buffers.items()}
+        if client is not None:
+            summary.requests, summary.retries = client.stats.requests, client.stats.retries
+            summary.statuses = {str(k): v for k, v in client.stats.statuses.items()}
+        summary.status_counts = dict(Counter(r.status for r in self.records.values()))
+        summary.finished_at = self.clock().isoformat()
+        summary.seconds = round(time.monotonic() - self.started, 3)
+        self.state["last_run"] = summary.as_state()
 
 
 def _is_unreachable(result: PullResult) -> bool:

@@ -1,7 +1,6 @@
 """Concurrent pulls: many pairs in flight over a thread pool, results in completion order.
 
-Each pair is its own unit of work: its request, its retries (in the client), its flattening, its
-failure. Every exception is caught per pair and returned as the pair's error, because an
+Each pair is its own unit of work: its request, its retries (in the client), its failure. Every exception is caught per pair and returned as the pair's error, because an
 exception escaping a dlt resource discards the whole run's data and state. The number of pairs in
 flight is bounded, so memory does not grow with the number of pairs.
 """
@@ -15,10 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from braze_sends.client import BrazeClient
 from braze_sends.errors import BrazeAPIError, UnexpectedResponseError
-from braze_sends.flatten import FlatSeries, flatten_series
 from braze_sends.lifecycle import SendRecord, Window
 
 logger = logging.getLogger(__name__)
@@ -32,12 +31,12 @@ class Cancelled(BrazeAPIError):
 
 @dataclass
 class PullResult:
-    """One pair's outcome: its flattened series, or the error that stopped it."""
+    """One pair's outcome: the response's `data` days, or the error that stopped it."""
 
     record: SendRecord
     window: Window
     received_at: datetime
-    flat: FlatSeries | None = None
+    data: list[Any] | None = None
     error: BrazeAPIError | None = None
 
 
@@ -99,9 +98,7 @@ def _pull_one(
         data = client.send_data_series(
             record.campaign_id, record.send_id, length=window.length, ending_at=window.ending_at
         )
-        received_at = clock()
-        flat = flatten_series(**pair, data=data, pulled_at=received_at)
-        return PullResult(record, window, received_at, flat=flat)
+        return PullResult(record, window, clock(), data=data)
     except BrazeAPIError as exc:
         if exc.stops_run:
             stop.set()

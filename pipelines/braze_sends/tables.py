@@ -23,6 +23,7 @@ from braze_sends.columns import (
     MetricKind,
     arrow_type,
     contract_columns,
+    documented_kind,
 )
 
 ItemFormat = Literal["arrow", "rows"]
@@ -30,7 +31,8 @@ DEFAULT_BATCH_ROWS = 50_000
 
 
 class TableBuffer:
-    """Rows of one merge table, flushed as one batch when `max_rows` are buffered."""
+    """One merge table's pending data (Arrow tables, or dict rows), flushed as one hinted item
+    when `max_rows` are buffered."""
 
     def __init__(
         self,
@@ -45,11 +47,26 @@ class TableBuffer:
         self.item_format = item_format
         self.max_rows = max_rows
         self.rows: list[dict[str, Any]] = []
+        self.tables: list[pa.Table] = []
+        self.buffered = 0
         self.kinds: dict[str, MetricKind] = {}
         self.rows_out = 0
 
     def add(self, rows: Iterable[dict[str, Any]], kinds: dict[str, MetricKind]) -> None:
+        """Buffer dict rows (the rows path)."""
+        before = len(self.rows)
         self.rows.extend(rows)
+        self.buffered += len(self.rows) - before
+        self._merge_kinds(kinds)
+
+    def add_table(self, table: pa.Table, kinds: dict[str, MetricKind]) -> None:
+        """Buffer an Arrow table (the fast path)."""
+        if table.num_rows:
+            self.tables.append(table)
+            self.buffered += table.num_rows
+            self._merge_kinds(kinds)
+
+    def _merge_kinds(self, kinds: dict[str, MetricKind]) -> None:
         for name, kind in kinds.items():
             known = self.kinds.setdefault(name, kind)
             if known != kind:  # two pairs disagree: widen (numbers) or fall back to text
@@ -58,23 +75,29 @@ class TableBuffer:
 
     @property
     def full(self) -> bool:
-        return len(self.rows) >= self.max_rows
+        return self.buffered >= self.max_rows
 
     def flush(self) -> Iterator[Any]:
-        """Yield the buffered rows as one hinted item (nothing when empty)."""
-        if not self.rows:
+        """Yield the buffered data as one hinted item (nothing when empty)."""
+        if not self.buffered:
             return
-        rows, kinds = self.rows, self.kinds
-        self.rows, self.kinds = [], {}
-        self.rows_out += len(rows)
-        columns = self.column_hints(kinds)
+        rows, tables = self.rows, self.tables
+        present = {n for t in tables for n in t.column_names} | {n for r in rows for n in r}
+        kinds = {n: k for n, k in self.kinds.items() if n in present}  # this table's metrics
+        self.rows, self.tables, self.kinds = [], [], {}
+        self.rows_out += self.buffered
+        self.buffered = 0
         hints = dlt.mark.make_hints(
             table_name=self.table_name,
-            write_disposition="merge",
+            write_disposition="merge",  # delete-insert on SQL destinations, upsert on lakes
             primary_key=list(self.primary_key),
-            columns=columns,
+            columns=self.column_hints(kinds),
+            # Every batch is unique per key by construction (one pull per pair per run, one row
+            # per key per pull), so dlt's dedup pass over the staging table is skipped: it was
+            # ~45% of the load time.
+            additional_table_hints={"x-stage-data-deduplicated": True},
         )
-        item = to_arrow(rows, kinds, self.primary_key) if self.item_format == "arrow" else rows
+        item = concat(tables, kinds, self.primary_key) if self.item_format == "arrow" else rows
         # A table variant keeps each table's hints apart (one resource feeds three tables).
         yield dlt.mark.with_hints(item, hints, create_table_variant=True)
 
@@ -84,6 +107,26 @@ class TableBuffer:
             if name not in columns:
                 columns[name] = {"data_type": DLT_TYPES[kind], "nullable": True}
         return columns
+
+
+def concat(
+    tables: list[pa.Table], kinds: dict[str, MetricKind], primary_key: tuple[str, ...]
+) -> pa.Table:
+    """One table from several batches: each metric cast to its (merged) kind, then stacked."""
+    required = {*primary_key, PULLED_AT}
+    unified = []
+    for table in tables:
+        fields = []
+        for field in table.schema:
+            if field.name in IDENTITY_TYPES:
+                data_type = IDENTITY_TYPES[field.name]
+            else:
+                data_type = arrow_type(
+                    kinds.get(field.name) or documented_kind(field.name) or "number"
+                )
+            fields.append(pa.field(field.name, data_type, nullable=field.name not in required))
+        unified.append(table.cast(pa.schema(fields)))
+    return pa.concat_tables(unified, promote_options="default") if len(unified) > 1 else unified[0]
 
 
 def to_arrow(
@@ -100,7 +143,7 @@ def to_arrow(
         if name in IDENTITY_TYPES:
             data_type = IDENTITY_TYPES[name]
         else:
-            kind = kinds.get(name, "number")
+            kind = kinds.get(name) or documented_kind(name) or "number"
             data_type = arrow_type(kind)
             if kind == "text":
                 values = [None if v is None else str(v) for v in values]

@@ -1,0 +1,388 @@
+"""`make bench`: throughput against the rate budget, flatten + load speed, memory, and baselines.
+
+Everything is measured in this one run on this machine, side by side, and printed as a table
+that is also written to `benchmarks/results.md`:
+
+1. The workload: N pairs x a 14-day window against the sandbox (in its own process) with
+   100-300 ms latency and a budget of 50 requests/s. Achieved rate / budget, 429s, and wall time /
+   floor (requests / budget), for our pipeline (the real CLI).
+2. Flatten + load on its own: pre-fetched responses through the columnar path into DuckDB (merge),
+   rows/s, median of 3; the reference dict-row path beside it.
+3. Peak RSS of the CLI at 1,000 and at N pairs.
+4. Baselines on a scaled-down workload: a plain sequential loop (requests + dlt dict rows) and
+   dlt's own `rest_api` source for the same endpoint; pairs/s and their ratio to ours.
+
+Options (environment): BENCH_PAIRS (default 10000), BENCH_BASELINE_PAIRS (150), BENCH_RATE (50).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results.md"
+PAIRS = int(os.environ.get("BENCH_PAIRS", "10000"))
+BASELINE_PAIRS = int(os.environ.get("BENCH_BASELINE_PAIRS", "150"))
+RATE = float(os.environ.get("BENCH_RATE", "50"))
+WINDOW_SECONDS = 10
+LATENCY_MS = "100-300"
+WORKERS = 32
+KEY = "sandbox-demo-key"
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="braze-bench-"))
+    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "SOURCES__BRAZE__API_KEY": KEY}
+    rows: list[tuple[str, str, str]] = []
+    try:
+        print(
+            f"workload: {PAIRS:,} pairs x 14 days, latency {LATENCY_MS} ms, budget {RATE:g} req/s"
+        )
+        with sandbox(work / "sandbox", PAIRS, rate_limit=True) as (url, sends):
+            env["SOURCES__BRAZE__BASE_URL"] = url
+            ours = run_cli(work / "ours", sends, env)
+            small = subset(sends, work / "sends_1000.csv", 1000)
+            reset_stats(url)
+            ours_small = run_cli(work / "ours_1000", small, env)
+        rows += throughput_rows(ours)
+        print("flatten + load on its own...", flush=True)
+        fast, reference = flatten_and_load(work / "flatten")
+        rows += [
+            ("flatten + load into DuckDB, columnar (median of 3)", f"{fast:,.0f} rows/s",
+             "goal >= 300,000 rows/s"),
+            ("flatten + load into DuckDB, reference dict rows", f"{reference:,.0f} rows/s",
+             f"columnar is {fast / reference:.1f}x"),
+            ("peak RSS, 1,000 pairs", f"{ours_small['rss_mb']:.0f} MB", "goal < 500 MB"),
+            (f"peak RSS, {ours['pairs']:,} pairs", f"{ours['rss_mb']:.0f} MB",
+             f"{ours['rss_mb'] / ours_small['rss_mb']:.2f}x the 1,000-pair run (goal: flat)"),
+        ]  # fmt: skip
+        print(f"baselines on {BASELINE_PAIRS} pairs (same sandbox, latency, budget)...", flush=True)
+        with sandbox(work / "sandbox_small", BASELINE_PAIRS, rate_limit=True) as (url, sends):
+            env["SOURCES__BRAZE__BASE_URL"] = url
+            loop = sequential_loop(url, sends, work / "loop")
+            rest = rest_api_baseline(url, sends, work / "rest_api")
+        ours_rate = ours["pairs"] / ours["seconds"]
+        for name, result in (("plain sequential loop (requests + dlt dict rows)", loop),
+                             ("dlt rest_api source", rest)):  # fmt: skip
+            rate = result["pairs"] / result["seconds"]
+            rows.append(
+                (
+                    f"baseline: {name}",
+                    f"{rate:.2f} pairs/s ({result['pairs']} pairs in {result['seconds']:.0f} s)",
+                    f"ours is {ours_rate / rate:.1f}x faster",
+                )
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = render(rows)
+    print("\n" + report)
+    RESULTS.write_text(report + "\n")
+    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+# -- the sandbox in its own process ----------------------------------------------------------
+
+
+@contextmanager
+def sandbox(folder: Path, pairs: int, *, rate_limit: bool):
+    folder.mkdir(parents=True)
+    port, sends = free_port(), folder / "sends.csv"
+    args = [sys.executable, "-m", "braze_sends.cli", "sandbox", "--port", str(port), "--sends",
+            str(pairs), "--campaigns", str(max(pairs // 20, 5)), "--days", "13",
+            "--latency-ms", LATENCY_MS, "--write-sends", str(sends)]  # fmt: skip
+    if rate_limit:
+        args += ["--rate-limit", str(int(RATE * WINDOW_SECONDS)), "--rate-window",
+                 str(WINDOW_SECONDS)]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if sends.exists() and requests.get(f"{url}/_sandbox/stats", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("the sandbox did not start")
+        time.sleep(0.2)
+    try:
+        yield url, sends
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reset_stats(url: str) -> None:
+    requests.post(f"{url}/_sandbox/stats/reset", timeout=5)
+
+
+def sandbox_stats(url: str) -> dict[str, Any]:
+    return requests.get(f"{url}/_sandbox/stats", params={"recent": 0}, timeout=10).json()
+
+
+def subset(sends: Path, target: Path, count: int) -> Path:
+    lines = sends.read_text().splitlines()
+    target.write_text("\n".join(lines[: count + 1]) + "\n")
+    return target
+
+
+# -- ours: the real CLI ----------------------------------------------------------------------
+
+
+def run_cli(home: Path, sends: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`braze-sends run` as a user runs it: wall time, its own peak RSS, the sandbox's count."""
+    home.mkdir(parents=True)
+    pairs = len(sends.read_text().splitlines()) - 1
+    print(f"ours: {pairs:,} pairs...", flush=True)
+    url = env["SOURCES__BRAZE__BASE_URL"]
+    reset_stats(url)
+    args = ["run", "--sends", str(sends), "--workers", str(WORKERS), "--requests-per-hour",
+            str(int(RATE * 3600)), "--log-format", "json"]  # fmt: skip
+    samples: list[tuple[float, int]] = []
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-c", PEAK_RSS_LAUNCHER, *args],
+        cwd=home, env={**env, "DLT_DATA_DIR": str(home / "dlt")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    while process.poll() is None:  # the sandbox's request count, once a second
+        samples.append((time.monotonic(), sandbox_stats(url)["total"]))
+        time.sleep(1.0)
+    out, err = process.communicate()
+    seconds = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"run failed ({process.returncode}): {err[-2000:]}")
+    peak_kb = int(err.strip().splitlines()[-1].split()[-1])
+    stats = sandbox_stats(url)
+    return {"pairs": pairs, "seconds": seconds, "rss_mb": peak_kb / 1024, "stats": stats,
+            "samples": samples, "out": out}  # fmt: skip
+
+
+# Runs the CLI in this interpreter and reports its own peak RSS (kB) as the last stderr line.
+PEAK_RSS_LAUNCHER = """
+import atexit, resource, runpy, sys
+atexit.register(lambda: print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                              file=sys.stderr, flush=True))
+sys.argv = ["braze-sends", *sys.argv[1:]]
+runpy.run_module("braze_sends.cli", run_name="__main__")
+"""
+
+
+def achieved_rate(samples: list[tuple[float, int]], total: int) -> float:
+    """Requests per second from the first to the last request the sandbox counted."""
+    moving = [(t, n) for t, n in samples if 0 < n]
+    done = [t for t, n in moving if n >= total]
+    if len(moving) < 2 or not done:
+        return float("nan")
+    (t0, n0), t1 = moving[0], done[0]
+    return (total - n0) / (t1 - t0) if t1 > t0 else float("nan")
+
+
+def throughput_rows(ours: dict[str, Any]) -> list[tuple[str, str, str]]:
+    stats = ours["stats"]
+    requests_served = stats["total"]
+    by_status = stats.get("by_status", {})
+    throttled = int(by_status.get("429", 0))
+    achieved = achieved_rate(ours["samples"], requests_served)
+    floor = requests_served / RATE
+    return [
+        ("requests served (data series + campaign details)", f"{requests_served:,}", ""),
+        ("achieved requests/s / budget", f"{achieved:.1f} / {RATE:g} = {achieved / RATE:.3f}",
+         "goal >= 0.95"),
+        ("429s received", f"{throttled}", "goal 0"),
+        ("end-to-end wall time / floor (requests / budget)",
+         f"{ours['seconds']:.1f} s / {floor:.1f} s = {ours['seconds'] / floor:.3f}",
+         "goal <= 1.10"),
+    ]  # fmt: skip
+
+
+# -- flatten + load on its own ---------------------------------------------------------------
+
+
+def flatten_and_load(folder: Path) -> tuple[float, float]:
+    code = FLATTEN_AND_LOAD.format(folder=str(folder))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                            env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return data["columnar"], data["reference"]
+
+
+FLATTEN_AND_LOAD = r"""
+import json, shutil, statistics, time
+from datetime import datetime, timedelta, timezone
+import dlt
+from braze_sends.sandbox import Catalog
+from braze_sends.columnar import PAIR, Response, flatten_batch
+from braze_sends.columns import DAILY_KEY, VARIATION_KEY
+from braze_sends.flatten import flatten_series
+from braze_sends.runner import make_pipeline
+from braze_sends.tables import TableBuffer
+NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
+cat = Catalog.generate(1, start=NOW.date() - timedelta(days=13), days=13, sends=6000, campaigns=300)
+resp = [Response(c, s, cat.series(c, s, length=14, ending_at_date=NOW.date(), as_of=NOW), NOW)
+        for c, s, _ in cat.pairs()]
+
+def columnar():
+    v = TableBuffer("send_variation_daily", VARIATION_KEY, max_rows=10**9)
+    d = TableBuffer("send_daily", DAILY_KEY, max_rows=10**9)
+    for i in range(0, len(resp), 250):
+        b = flatten_batch(resp[i:i + 250]); b.activity()
+        v.add_table(b.variation.drop_columns([PAIR]), b.kinds)
+        d.add_table(b.daily.drop_columns([PAIR]), b.kinds)
+    yield from v.flush(); yield from d.flush()
+
+def reference():
+    v = TableBuffer("send_variation_daily", VARIATION_KEY, item_format="rows", max_rows=10**9)
+    d = TableBuffer("send_daily", DAILY_KEY, item_format="rows", max_rows=10**9)
+    for r in resp:
+        f = flatten_series(r.campaign_id, r.send_id, r.data, pulled_at=r.pulled_at)
+        v.add(f.variation_rows, f.kinds); d.add(f.daily_rows, f.kinds)
+    yield from v.flush(); yield from d.flush()
+
+def measure(gen, repeat):
+    times = []
+    for i in range(repeat):
+        folder = "{folder}/" + gen.__name__ + str(i)
+        shutil.rmtree(folder, ignore_errors=True)
+        p = make_pipeline(pipeline_name="bench", pipelines_dir=folder,
+                          destination=dlt.destinations.duckdb(folder + ".duckdb"))
+        started = time.perf_counter()
+        info = p.run(dlt.resource(gen, name="x")())
+        times.append(time.perf_counter() - started)
+        rows = sum(p.last_trace.last_normalize_info.row_counts.get(t, 0)
+                   for t in ("send_variation_daily", "send_daily"))
+    return rows / statistics.median(times)
+
+print(json.dumps({{"columnar": measure(columnar, 3), "reference": measure(reference, 1)}}))
+"""
+
+
+# -- baselines -------------------------------------------------------------------------------
+
+
+def sequential_loop(url: str, sends: Path, folder: Path) -> dict[str, Any]:
+    """What a user might write first: one request after another, dlt dict rows, merge."""
+    code = SEQUENTIAL_LOOP.format(url=url, sends=str(sends), folder=str(folder), key=KEY)
+    return timed_script(code)
+
+
+SEQUENTIAL_LOOP = r"""
+import csv, json, time
+from datetime import datetime, timezone
+import dlt, requests
+pairs = list(csv.DictReader(open("{sends}")))
+started = time.monotonic()
+rows = []
+session = requests.Session()
+session.headers["Authorization"] = "Bearer {key}"
+today = datetime.now(timezone.utc).date()
+for p in pairs:
+    r = session.get("{url}/sends/data_series", params={{"campaign_id": p["campaign_id"],
+        "send_id": p["send_id"], "length": 15, "ending_at": f"{{today}}T23:59:59+00:00"}}, timeout=60)
+    r.raise_for_status()
+    for day in r.json()["data"]:
+        for channel, variations in day["messages"].items():
+            for v in variations:
+                rows.append({{"campaign_id": p["campaign_id"], "send_id": p["send_id"],
+                              "date": day["time"], "channel": channel, **v}})
+pipeline = dlt.pipeline("loop", destination=dlt.destinations.duckdb("{folder}.duckdb"),
+                        pipelines_dir="{folder}", dataset_name="braze")
+pipeline.run(rows, table_name="send_variation_daily", write_disposition="merge",
+             primary_key=["campaign_id", "send_id", "date", "channel", "variation_name"])
+print(json.dumps({{"pairs": len(pairs), "seconds": time.monotonic() - started}}))
+"""
+
+
+def rest_api_baseline(url: str, sends: Path, folder: Path) -> dict[str, Any]:
+    """dlt's own REST API source, configured for the same endpoint (pairs from the sends file)."""
+    code = REST_API.format(url=url, sends=str(sends), folder=str(folder), key=KEY)
+    return timed_script(code)
+
+
+REST_API = r"""
+import csv, json, time
+from datetime import datetime, timezone
+import dlt
+from dlt.sources.rest_api import rest_api_resources
+pairs = list(csv.DictReader(open("{sends}")))
+today = datetime.now(timezone.utc).date()
+
+@dlt.resource(name="pairs", selected=False)
+def pairs_resource():
+    yield pairs  # one page: rest_api expects pages of parent items
+
+@dlt.source(name="braze_rest_api")
+def source():
+    config = {{
+        "client": {{"base_url": "{url}", "auth": {{"type": "bearer", "token": "{key}"}},
+                   "paginator": "single_page"}},
+        "resources": [
+            pairs_resource,
+            {{"name": "data_series", "endpoint": {{
+                "path": "sends/data_series", "data_selector": "data",
+                "params": {{
+                    "campaign_id": "{{resources.pairs.campaign_id}}",
+                    "send_id": "{{resources.pairs.send_id}}",
+                    "length": 15, "ending_at": f"{{today}}T23:59:59+00:00"}}}},
+             "write_disposition": "append"}},
+        ],
+    }}
+    yield from rest_api_resources(config)
+
+started = time.monotonic()
+pipeline = dlt.pipeline("rest", destination=dlt.destinations.duckdb("{folder}.duckdb"),
+                        pipelines_dir="{folder}", dataset_name="braze")
+pipeline.run(source())
+print(json.dumps({{"pairs": len(pairs), "seconds": time.monotonic() - started}}))
+"""
+
+
+def timed_script(code: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                            env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def render(rows: list[tuple[str, str, str]]) -> str:
+    from braze_sends.report import table
+
+    header = (
+        f"# braze-sends benchmark\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"`make bench` (BENCH_PAIRS={PAIRS}, BENCH_BASELINE_PAIRS={BASELINE_PAIRS}, "
+        f"BENCH_RATE={RATE:g})\n\n```"
+    )
+    return header + "\n" + table(["measure", "value", "note"], rows) + "\n```"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
