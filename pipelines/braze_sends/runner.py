@@ -6,6 +6,9 @@
   first (dlt's own `run` would load them and stop without extracting).
 - Errors are mapped to what the user must do: `run_pipeline` raises `BrazeSendsError`
   subclasses, found anywhere in dlt's exception chain.
+- The destination and dataset come from `destinations.resolve_target`; every run's source gets
+  what its destination needs (`destinations.prepare_source`: Delta tables on a lake) and the
+  pinned types and schema contract (`schema.pin`).
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from typing import Any
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.exceptions import MissingDependencyException
 from dlt.common.pipeline import LoadInfo
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from braze_sends import braze_sends, registry
+from braze_sends import braze_sends, registry, schema
+from braze_sends.destinations import missing_dependency_error, prepare_source, resolve_target
 from braze_sends.errors import BrazeSendsError, ConfigurationError, RunLockedError
 from braze_sends.lifecycle import SendRecord
-from braze_sends.settings import DATASET_NAME, PIPELINE_NAME
+from braze_sends.settings import PIPELINE_NAME
+from braze_sends.views import refresh_views
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +60,26 @@ def make_pipeline(
     destination: Any = None,
     dataset_name: str | None = None,
     pipelines_dir: str | None = None,
+    export_schema_path: str | None = None,
 ) -> dlt.Pipeline:
-    """The dlt pipeline; destination and dataset default to config, then DuckDB / `braze`."""
+    """The dlt pipeline. Destination and dataset: as given, else dlt's config, else DuckDB/`braze`.
+
+    See `destinations.resolve_target` for where the configuration is looked up.
+
+    Raises:
+        ConfigurationError: the destination is unknown.
+    """
     # Arrow tables skip dlt's row normalizer; ask it to stamp `_dlt_load_id` on them anyway, so
     # every row can be traced to its load (`_dlt_loads`), as on the dict-row path.
     if dlt.config.get(LOAD_ID_SETTING, bool) is None:
         dlt.config[LOAD_ID_SETTING] = True
+    target = resolve_target(pipeline_name, destination, dataset_name)
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=destination or dlt.config.get("destination", str) or "duckdb",
-        dataset_name=dataset_name or dlt.config.get("dataset_name", str) or DATASET_NAME,
+        destination=target.destination,
+        dataset_name=target.dataset_name,
         pipelines_dir=pipelines_dir,
+        export_schema_path=export_schema_path,
         progress="log" if os.environ.get("BRAZE_SENDS_DLT_PROGRESS") else None,
     )
 
@@ -107,17 +123,17 @@ def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunResult:
             loaded by the next run).
     """
     with run_lock(pipeline):
-        pending = finish_pending(pipeline)
         try:
-            source = braze_sends(**source_args)
-            info = pipeline.run(source)
-        except ConfigFieldMissingException as exc:
-            raise missing_config_error(exc) from None
+            pending = finish_pending(pipeline)
+            source = prepare_source(braze_sends(**source_args), pipeline.destination)
+            info = pipeline.run(schema.pin(source))
         except Exception as exc:
-            cause = find_cause(exc, BrazeSendsError)
-            if cause is not None:
-                raise cause from None
-            raise
+            known = known_error(exc, pipeline)
+            if known is None:
+                raise
+            raise known from None
+        # After the load, never instead of it: a failure here is a warning, the data stays.
+        refresh_views(pipeline)
     summary = pipeline.state.get("sources", {}).get(PIPELINE_NAME, {}).get("last_run", {})
     return RunResult(summary=summary, load_info=info, pending_loaded=pending)
 
@@ -170,15 +186,62 @@ def drop_stale_extracted_copies(pipeline: dlt.Pipeline) -> list[str]:
     return stale
 
 
-def missing_config_error(exc: ConfigFieldMissingException) -> ConfigurationError:
+def known_error(exc: BaseException, pipeline: dlt.Pipeline) -> BrazeSendsError | None:
+    """What `exc` means for the user, as one of this project's errors; None when it is unforeseen.
+
+    Found anywhere in dlt's exception chain: this project's own errors, a missing setting of the
+    source or the destination, a destination's missing packages, a schema contract violation.
+    """
+    cause = find_cause(exc, BrazeSendsError)
+    if cause is not None:
+        return cause  # type: ignore[return-value]
+    missing = find_cause(exc, ConfigFieldMissingException)
+    if missing is not None:
+        return missing_config_error(missing, pipeline)  # type: ignore[arg-type]
+    dependency = find_cause(exc, MissingDependencyException)
+    if dependency is not None:
+        return missing_dependency_error(dependency, pipeline.destination)  # type: ignore[arg-type]
+    violation = find_cause(exc, DataValidationError)
+    if violation is not None:
+        return schema.contract_error(violation)  # type: ignore[arg-type]
+    return None
+
+
+def missing_config_error(
+    exc: ConfigFieldMissingException, pipeline: dlt.Pipeline | None = None
+) -> ConfigurationError:
     """dlt's long lookup report, said in one line with where to put each value."""
     fields = sorted(getattr(exc, "traces", {}) or {}) or ["a required value"]
+    if pipeline is not None and pipeline.destination is not None and _is_destination(exc):
+        name = pipeline.destination.destination_name
+        hints = [
+            f"{field} (set DESTINATION__{name.upper()}__{field.upper()}, or {field} under "
+            f"[destination.{name}] in .dlt/secrets.toml)"
+            for field in fields
+        ]
+        return ConfigurationError(
+            f"the {name} destination is missing configuration: " + "; ".join(hints)
+        )
     hints = []
     for field in fields:
         env = f"SOURCES__BRAZE__{field.upper()}"
         place = ".dlt/secrets.toml" if field == "api_key" else ".dlt/config.toml"
         hints.append(f"{field} (set {env}, or {field} under [sources.braze] in {place})")
     return ConfigurationError("missing configuration: " + "; ".join(hints))
+
+
+def _is_destination(exc: ConfigFieldMissingException) -> bool:
+    """Whether the missing fields were looked up under `[destination...]` (not the source)."""
+    pending = list((getattr(exc, "traces", {}) or {}).values())
+    while pending:
+        trace = pending.pop()
+        if isinstance(trace, list):
+            pending.extend(trace)
+        elif hasattr(trace, "traces"):  # nested lookups, e.g. the fields of `credentials`
+            pending.extend(trace.traces.values())
+        elif getattr(trace, "sections", None) and trace.sections[0] == "destination":
+            return True
+    return False
 
 
 def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
