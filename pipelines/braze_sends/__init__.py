@@ -1,8 +1,11 @@
-"""The `braze_sends` dlt source: Braze send analytics (`GET /sends/data_series`) as three tables.
+"""The `braze_sends` dlt source: Braze send analytics (`GET /sends/data_series`) as three tables,
+and the campaign dimension (`GET /campaigns/details`).
 
 - `send_variation_daily`: one row per send, day, channel and variation (merge).
 - `send_daily`: the day-level totals of each send (merge).
 - `sends`: one row per registered pair with its window lifecycle (merge).
+- `campaigns`: one row per campaign with registered pairs: name, tags, channels, what each
+  conversion event counts (merge; refreshed at most once per `campaigns_refresh_hours`).
 
 Configuration lives under `[sources.braze]` (`SOURCES__BRAZE__...` in the environment); the key
 is `api_key` in `.dlt/secrets.toml` or `SOURCES__BRAZE__API_KEY`.
@@ -18,6 +21,13 @@ import dlt
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from braze_sends.campaigns import (
+    CAMPAIGNS_TABLE,
+    DEFAULT_REFRESH_HOURS,
+    CampaignOptions,
+    column_hints,
+    refresh_campaigns,
+)
 from braze_sends.capture import CaptureOptions, run_capture
 from braze_sends.client import BrazeClient, RetryPolicy
 from braze_sends.errors import ConfigurationError
@@ -54,8 +64,10 @@ def braze_sends(
     backoff_seconds: float = 1.0,
     request_timeout: float = 60.0,
     item_format: str = "arrow",
+    campaigns: bool = True,
+    campaigns_refresh_hours: float = DEFAULT_REFRESH_HOURS,
     now: Optional[datetime] = None,
-) -> DltResource:
+) -> List[DltResource]:
     """Braze send analytics for every registered campaign/send pair.
 
     Args:
@@ -74,10 +86,13 @@ def braze_sends(
         max_attempts, backoff_seconds, request_timeout: retry policy of one request (attempts,
             first backoff of the exponential series, read timeout in seconds).
         item_format: "arrow" (fast, default) or "rows" (plain dicts).
+        campaigns: load the `campaigns` dimension (the key then also needs `campaigns.details`).
+        campaigns_refresh_hours: ask for a campaign's details at most once per this many hours.
         now: the moment the run takes as now (tests and time travel); the real time by default.
 
     Returns:
-        The `send_data_series` resource, dispatching to the three tables.
+        The `send_data_series` resource, dispatching to the three tables, and the `campaigns`
+        resource.
     """
     options = CaptureOptions(
         timezone=timezone,
@@ -107,6 +122,11 @@ def braze_sends(
             f"got {max_attempts!r}, {request_timeout!r} and {backoff_seconds!r}"
         )
     given = _pairs(pairs, sends_file, options)
+    campaign_options = CampaignOptions(
+        refresh_hours=campaigns_refresh_hours, workers=workers, enabled=campaigns
+    )
+    # One request budget for both resources: Braze counts them against one pool.
+    limiter = RateLimiter(requests_per_hour, reserve=1)
 
     def connect() -> BrazeClient:
         return BrazeClient(
@@ -117,7 +137,7 @@ def braze_sends(
                 backoff_initial=backoff_seconds,
                 timeout=(min(10.0, request_timeout), request_timeout),
             ),
-            limiter=RateLimiter(requests_per_hour, reserve=1),
+            limiter=limiter,
         )
 
     clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
@@ -127,7 +147,24 @@ def braze_sends(
         """Pulls every due pair and yields rows for the three tables."""
         yield from run_capture(connect, dlt.current.source_state(), given, options, clock=clock)
 
-    return send_data_series
+    @dlt.resource(
+        name=CAMPAIGNS_TABLE,
+        write_disposition="merge",
+        primary_key="campaign_id",
+        columns=column_hints(),
+    )
+    def campaign_details():
+        """Refreshes the metadata of every registered campaign that is due (see `campaigns`)."""
+        yield from refresh_campaigns(
+            connect,
+            dlt.current.source_state(),
+            {p.campaign_id for p in given},
+            campaign_options,
+            clock=clock,
+            allowed=max_requests != 0,
+        )
+
+    return [send_data_series, campaign_details]
 
 
 def _pairs(pairs: Optional[List[Any]], sends_file: Optional[str], options: CaptureOptions):

@@ -1,7 +1,7 @@
-"""The `braze-sends` command line: run, demo, sandbox (and status, register).
+"""The `braze-sends` command line: run, demo, sandbox (and status, register, views).
 
 Exit codes:
-    0  every due pair was pulled and loaded
+    0  every due pair was pulled and loaded (or the views were created)
     1  some pairs failed (recorded in `sends`; the others loaded; failed ones are retried later)
     2  usage or configuration error (bad key, missing permission, wrong URL, bad sends file,
        out-of-range option): nothing was loaded; the message says what to fix
@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--sends", metavar="FILE", help="register every pair of a sends file")
     register.add_argument("--timezone", help="the workspace's time zone (config: timezone)")
 
+    views = _command(
+        commands, "views", _views, "create (or replace) the reporting views in the destination"
+    )
+    _add_pipeline_options(views)
+
     demo = _command(commands, "demo", _demo, "load the built-in sandbox's sends into DuckDB")
     demo.add_argument(
         "--db", default="braze_sends.duckdb", help="DuckDB file (default %(default)s)"
@@ -157,8 +162,15 @@ def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], i
 
 
 def _add_pipeline_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--destination", help="any dlt destination (default duckdb)")
-    command.add_argument("--dataset", help="dataset / schema name (default braze)")
+    command.add_argument(
+        "--destination",
+        help="any dlt destination: duckdb, postgres, filesystem (a Delta lake), bigquery, ... "
+        "(config: destination_type under [pipelines.braze_sends]; default duckdb)",
+    )
+    command.add_argument(
+        "--dataset",
+        help="dataset: schema, or folder on a lake (config: dataset_name; default braze)",
+    )
     command.add_argument("--pipeline-name", default="braze_sends", help="default %(default)s")
     command.add_argument("--pipelines-dir", help="dlt's working folder (default ~/.dlt/pipelines)")
 
@@ -236,6 +248,17 @@ def _register(args: argparse.Namespace) -> int:
     result = run_pipeline(pipeline, **{k: v for k, v in options.items() if v is not None})
     new = result.summary.get("registered", 0)
     print(f"registered {new:,} new pair(s); {result.summary.get('known', 0):,} registered in all")
+    return EXIT_OK
+
+
+def _views(args: argparse.Namespace) -> int:
+    from braze_sends.views import create_views
+
+    created = create_views(_pipeline(args))
+    if not created:
+        print("no reporting view created: nothing is loaded yet (run `braze-sends run` first)")
+    else:
+        print("reporting views created: " + ", ".join(created))
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,9 @@ from braze_sends.settings import DATA_SERIES_PATH, DEFAULT_REQUESTS_PER_HOUR
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "braze-sends/0.1 (+https://github.com/braze-sends/braze-sends)"
+CAMPAIGNS_LIST_PATH = "/campaigns/list"
+CAMPAIGN_DETAILS_PATH = "/campaigns/details"
+CAMPAIGNS_PAGE_SIZE = 100  # /campaigns/list answers pages of up to 100 rows
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,108 @@ class BrazeClient:
         )
         body = retrying(self._get, DATA_SERIES_PATH, params, (campaign_id, send_id))
         return body["data"]
+
+    def campaign_details(self, campaign_id: str) -> dict[str, Any]:
+        """One campaign's metadata (`GET /campaigns/details`): name, tags, channels, messages,
+        `conversion_behaviors`, ... as Braze answers it. Same retry policy as the series.
+
+        Raises:
+            BrazeAPIError: a subclass naming the campaign and the status (the key needs the
+                `campaigns.details` permission).
+        """
+        params = {"campaign_id": campaign_id}
+        who = {"campaign_id": campaign_id}
+        return self._retrying()(self._get_object, CAMPAIGN_DETAILS_PATH, params, who, "name")
+
+    def campaigns_list(
+        self,
+        *,
+        include_archived: bool = False,
+        sort_direction: str = "asc",
+        last_edited_after: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every campaign (`GET /campaigns/list`, pages of 100 from page 0): `id`, `name`,
+        `is_api_campaign`, `tags`, `last_edited`.
+
+        Args:
+            include_archived: list archived campaigns too.
+            sort_direction: "asc" (oldest created first) or "desc".
+            last_edited_after: only campaigns edited after this moment.
+
+        Raises:
+            BrazeAPIError: a subclass naming the status (the key needs `campaigns.list`).
+        """
+        params = {
+            "include_archived": "true" if include_archived else "false",
+            "sort_direction": sort_direction,
+        }
+        if last_edited_after is not None:
+            params["last_edit.time[gt]"] = last_edited_after.isoformat(timespec="seconds")
+        page = 0
+        while True:
+            params["page"] = str(page)
+            body = self._retrying()(
+                self._get_object, CAMPAIGNS_LIST_PATH, dict(params), {}, "campaigns"
+            )
+            rows = body["campaigns"]
+            if not isinstance(rows, list):
+                raise errors.UnexpectedResponseError(
+                    f"200 whose `campaigns` is not a list (page {page})", status=200
+                )
+            yield from rows
+            if len(rows) < CAMPAIGNS_PAGE_SIZE:
+                return
+            page += 1
+
+    def _retrying(self) -> Retrying:
+        """The retry policy of one request (the same for every endpoint)."""
+        return Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, errors.BrazeAPIError) and e.retryable),
+            wait=self._wait,
+            stop=self._stop,
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+
+    def _get_object(
+        self, path: str, params: dict[str, str], who: dict[str, str], required: str
+    ) -> dict[str, Any]:
+        """One attempt at a JSON object answer carrying the key `required` (campaign endpoints)."""
+        self.limiter.acquire()
+        try:
+            response = self._session().get(
+                self.base_url + path, params=params, timeout=self.retry.timeout
+            )
+        except requests.Timeout as exc:
+            self.stats.count("timeout")
+            raise errors.TransportError(f"timed out ({type(exc).__name__})", **who) from None
+        except requests.RequestException as exc:
+            self.stats.count("connection")
+            detail = errors.redact(f"{type(exc).__name__}: {_short(str(exc))}", self._api_key)
+            raise errors.TransportError(detail, **who) from None
+        self.stats.count(response.status_code)
+        logger.debug(
+            "%s %s: HTTP %d in %.3f s",
+            path,
+            who.get("campaign_id") or params.get("page", ""),
+            response.status_code,
+            response.elapsed.total_seconds(),
+        )
+        self.limiter.observe(RateLimitHeaders.parse(response.headers))
+        if response.status_code != 200:
+            raise self._error_for(response, who)
+        try:
+            body = response.json()
+        except ValueError:
+            raise errors.UnexpectedResponseError(
+                f"200 whose body is not JSON: {self._snippet(response)}", status=200, **who
+            ) from None
+        if not isinstance(body, dict) or required not in body:
+            raise errors.UnexpectedResponseError(
+                f"200 without `{required}`: {self._snippet(response)}", status=200, **who
+            )
+        return body
 
     # -- one attempt ------------------------------------------------------------------------
 

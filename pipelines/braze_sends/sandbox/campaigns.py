@@ -1,9 +1,15 @@
-"""Generated API campaigns: ids, names, tags, conversion behaviors and message variations."""
+"""Generated API campaigns: ids, names, tags, conversion behaviors and message variations.
+
+Also the campaign's answers of ``GET /campaigns/list`` (``list_row``) and
+``GET /campaigns/details`` (``details``), as Braze shapes them.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -54,10 +60,56 @@ class Campaign:
     draft: bool = False
     schedule_type: str = "api_triggered"
     is_api_campaign: bool = True
+    updated_at: datetime | None = None  # None: never edited since created
+    teams: tuple[str, ...] = ()
 
     @property
     def channels(self) -> tuple[str, ...]:
         return tuple(self.variations)
+
+    @property
+    def last_edited(self) -> datetime:
+        return self.updated_at or self.created_at
+
+    def edit(self, at: datetime, **changes: object) -> None:
+        """Change fields as a dashboard user would (e.g. ``name=``), stamping ``updated_at``."""
+        for name, value in changes.items():
+            if name in ("id", "created_at", "updated_at") or not hasattr(self, name):
+                raise ValueError(f"cannot edit {name!r}")
+            setattr(self, name, value)
+        self.updated_at = at
+
+    def list_row(self) -> dict:
+        """The campaign as a row of ``/campaigns/list``."""
+        return {
+            "id": self.id,
+            "last_edited": _iso(self.last_edited),
+            "name": self.name,
+            "is_api_campaign": self.is_api_campaign,
+            "tags": list(self.tags),
+        }
+
+    def details(self, sent_at: Sequence[datetime]) -> dict:
+        """The body of ``/campaigns/details`` (``sent_at``: its sends' times, up to now)."""
+        return {
+            "message": "success",
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.last_edited),
+            "archived": self.archived,
+            "draft": self.draft,
+            "enabled": self.enabled,
+            "has_post_launch_draft": False,
+            "name": self.name,
+            "description": self.description,
+            "schedule_type": self.schedule_type,
+            "channels": list(self.channels),
+            "first_sent": _iso(min(sent_at)) if sent_at else None,
+            "last_sent": _iso(max(sent_at)) if sent_at else None,
+            "tags": list(self.tags),
+            "teams": list(self.teams),
+            "messages": self.messages,
+            "conversion_behaviors": [dict(b) for b in self.conversion_behaviors],
+        }
 
     @property
     def messages(self) -> dict[str, dict[str, str]]:
@@ -96,7 +148,7 @@ def make_campaign(rng: random.Random, index: int, start: date) -> Campaign:
     created = datetime.combine(
         start - timedelta(days=rng.randint(30, 400)), time(), tzinfo=UTC
     ) + timedelta(seconds=rng.randrange(86400))
-    return Campaign(
+    campaign = Campaign(
         id=new_id(rng),
         name=name,
         description=f"API campaign: {name.lower()}",
@@ -107,6 +159,20 @@ def make_campaign(rng: random.Random, index: int, start: date) -> Campaign:
         archived=rng.random() < 0.05,
         schedule_type="api_triggered",
     )
+    # Drawn from a hash, not from `rng`, so every other generated value stays as it was.
+    edited_days = _unit(campaign.id, "edited") * (start - created.date()).days
+    campaign.updated_at = created + timedelta(days=edited_days)
+    return campaign
+
+
+def _unit(*parts: object) -> float:
+    """A uniform number in [0, 1) from a hash of ``parts``."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def make_variations(rng: random.Random, channel: str) -> tuple[VariationSpec, ...]:

@@ -1,7 +1,9 @@
-"""``GET /sends/data_series`` as a pure function: auth, parameter validation, catalog lookup.
+"""The sandbox's Braze endpoints as pure functions: auth, parameter validation, catalog lookup.
 
-No I/O and no clock read: the server passes the request's query, its ``Authorization`` header
-and the sandbox's ``now``, and gets back a status and a JSON body.
+``GET /sends/data_series`` (``data_series``), ``GET /campaigns/list`` (``campaigns_list``) and
+``GET /campaigns/details`` (``campaign_details``). No I/O and no clock read: the server passes the
+request's query, its ``Authorization`` header and the sandbox's ``now``, and gets back a status
+and a JSON body.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from braze_sends.sandbox.catalog import (
 
 DEMO_API_KEY = "sandbox-demo-key"
 DATA_SERIES_PERMISSION = "sends.data_series"
+CAMPAIGNS_LIST_PERMISSION = "campaigns.list"
+CAMPAIGNS_DETAILS_PERMISSION = "campaigns.details"
+CAMPAIGNS_PAGE_SIZE = 100
 ALL_PERMISSIONS = frozenset(
     {
         "sends.data_series",
@@ -187,3 +192,81 @@ def data_series(
     except SendExpiredError:
         return ApiResponse(400, {"message": EXPIRED_MESSAGE})
     return ApiResponse(200, {"message": "success", "data": data})
+
+
+def _first_param(query: Mapping[str, Sequence[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _moment(text: str) -> datetime:
+    """An ISO-8601 datetime (no offset = UTC); raises ``ValueError``."""
+    moment = datetime.fromisoformat(text.strip())
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def campaigns_list(
+    catalog: Catalog,
+    query: Mapping[str, Sequence[str]],
+    authorization: str | None,
+    api_keys: Mapping[str, frozenset[str]],
+) -> ApiResponse:
+    """The answer to ``GET /campaigns/list``: pages of 100 campaigns, oldest created first.
+
+    Parameters: ``page`` (from 0), ``include_archived`` (default false), ``sort_direction``
+    (``asc`` | ``desc``, by creation time), ``last_edit.time[gt]`` (only campaigns edited after).
+    """
+    denied = authenticate(authorization, api_keys, CAMPAIGNS_LIST_PERMISSION)
+    if denied is not None:
+        return denied
+    errors: list[str] = []
+    raw_page = _first_param(query, "page") or "0"
+    if not _DIGITS.fullmatch(raw_page):
+        errors.append(f"page must be an integer >= 0, got {raw_page!r}")
+    raw_archived = (_first_param(query, "include_archived") or "false").lower()
+    if raw_archived not in ("true", "false"):
+        errors.append(f"include_archived must be true or false, got {raw_archived!r}")
+    direction = _first_param(query, "sort_direction") or "asc"
+    if direction not in ("asc", "desc"):
+        errors.append(f"sort_direction must be asc or desc, got {direction!r}")
+    edited_after = None
+    raw_edited = _first_param(query, "last_edit.time[gt]")
+    if raw_edited:
+        try:
+            edited_after = _moment(raw_edited)
+        except (ValueError, OverflowError):
+            errors.append(f"last_edit.time[gt] must be an ISO-8601 datetime, got {raw_edited!r}")
+    if errors:
+        return ApiResponse(400, {"message": "; ".join(errors), "errors": errors})
+    campaigns = [
+        c
+        for c in catalog.campaigns.values()
+        if (raw_archived == "true" or not c.archived)
+        and (edited_after is None or c.last_edited > edited_after)
+    ]
+    campaigns.sort(key=lambda c: (c.created_at, c.id), reverse=direction == "desc")
+    start = int(raw_page) * CAMPAIGNS_PAGE_SIZE
+    page = campaigns[start : start + CAMPAIGNS_PAGE_SIZE]
+    return ApiResponse(200, {"message": "success", "campaigns": [c.list_row() for c in page]})
+
+
+def campaign_details(
+    catalog: Catalog,
+    query: Mapping[str, Sequence[str]],
+    authorization: str | None,
+    api_keys: Mapping[str, frozenset[str]],
+    now: datetime,
+) -> ApiResponse:
+    """The answer to ``GET /campaigns/details?campaign_id=`` at sandbox time ``now``."""
+    denied = authenticate(authorization, api_keys, CAMPAIGNS_DETAILS_PERMISSION)
+    if denied is not None:
+        return denied
+    campaign_id = _first_param(query, "campaign_id")
+    if not campaign_id:
+        errors = ["campaign_id is required"]
+        return ApiResponse(400, {"message": errors[0], "errors": errors})
+    campaign = catalog.campaigns.get(campaign_id)
+    if campaign is None:
+        return ApiResponse(400, {"message": "Invalid Campaign ID"})
+    sent_at = [at for c, _, at in catalog.pairs() if c == campaign_id and at <= now]
+    return ApiResponse(200, campaign.details(sent_at))

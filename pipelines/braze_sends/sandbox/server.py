@@ -1,8 +1,9 @@
-"""The sandbox's HTTP layer: a local server that answers like Braze's ``/sends/data_series``.
+"""The sandbox's HTTP layer: a local server that answers like Braze's ``/sends/data_series``,
+``/campaigns/list`` and ``/campaigns/details``.
 
-Thin on purpose: the answer itself comes from ``endpoint.data_series`` (auth, validation,
-catalog), the rate limit from ``ratelimit``, fault decisions from ``faults``. This module only
-counts, sleeps, breaks connections and writes bytes.
+Thin on purpose: the answers themselves come from ``endpoint`` (auth, validation, catalog), the
+rate limit (one budget for all three endpoints, as on Braze) from ``ratelimit``, fault decisions
+from ``faults``. This module only counts, sleeps, breaks connections and writes bytes.
 
 Admin endpoints (no auth, no rate limit, not counted) for a sandbox run in another process:
 
@@ -10,7 +11,8 @@ Admin endpoints (no auth, no rate limit, not counted) for a sandbox run in anoth
 - ``GET|POST /_sandbox/clock``: ``{"now": iso}`` | ``{"advance_seconds": n}`` | ``{"freeze": bool}``
 - ``GET|POST /_sandbox/faults``: the ``Faults`` fields as JSON (replaces the current faults)
 - ``POST /_sandbox/retention``: ``{"mode": "zeros"|"empty"|"error", "campaign_id"?, "send_id"?}``
-- ``POST /_sandbox/script``: ``{"campaign_id"?, "send_id"?, "steps": [503, "drop", ...]}``
+- ``POST /_sandbox/script``: ``{"campaign_id"?, "send_id"?, "steps": [503, "drop", ...]}``, or
+  ``{"path": "/campaigns/details", "campaign_id"?, "steps": [...]}`` for the campaign endpoints
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from braze_sends.sandbox.catalog import Catalog
 from braze_sends.sandbox.clock import SandboxClock
-from braze_sends.sandbox.endpoint import data_series, normalize_keys
+from braze_sends.sandbox.endpoint import (
+    ApiResponse,
+    campaign_details,
+    campaigns_list,
+    data_series,
+    normalize_keys,
+)
 from braze_sends.sandbox.faults import (
     Fault,
     Faults,
@@ -45,6 +53,10 @@ from braze_sends.sandbox.stats import SandboxStats
 logger = logging.getLogger(__name__)
 
 DATA_SERIES_PATH = "/sends/data_series"
+CAMPAIGNS_LIST_PATH = "/campaigns/list"
+CAMPAIGN_DETAILS_PATH = "/campaigns/details"
+API_PATHS = (DATA_SERIES_PATH, CAMPAIGNS_LIST_PATH, CAMPAIGN_DETAILS_PATH)
+ANY_CAMPAIGN = "*"
 ADMIN_PREFIX = "/_sandbox/"
 JSON = "application/json"
 _SECRET_PARAM = re.compile(r"(api_key=)[^&\s]*", re.IGNORECASE)
@@ -208,8 +220,18 @@ class SandboxServer:
         self._queue((campaign_id, send_id), steps)
 
     def script_all(self, steps: Sequence[int | str | Fault]) -> None:
-        """Queue faults for the next requests of any pair (after that pair's own script)."""
+        """Queue faults for the next ``/sends/data_series`` requests of any pair (after that
+        pair's own script)."""
         self._queue(None, steps)
+
+    def script_endpoint(
+        self, path: str, steps: Sequence[int | str | Fault], *, campaign_id: str | None = None
+    ) -> None:
+        """Queue faults for the next requests to a campaign endpoint (``/campaigns/list``,
+        ``/campaigns/details``), for one ``campaign_id`` or any (after that campaign's own)."""
+        if path not in (CAMPAIGNS_LIST_PATH, CAMPAIGN_DETAILS_PATH):
+            raise ValueError(f"script_endpoint is for the campaign endpoints, not {path!r}")
+        self._queue((path, campaign_id or ANY_CAMPAIGN), steps)
 
     def clear_scripts(self) -> None:
         with self._lock:
@@ -221,10 +243,13 @@ class SandboxServer:
             self._scripts.setdefault(key, deque()).extend(parsed)
 
     def _next_fault(self, pair: Pair) -> tuple[int, Faults, Fault]:
+        """The fault for a request: ``pair`` is ``(campaign_id, send_id)`` for the series,
+        ``(path, campaign_id or "")`` for the campaign endpoints."""
+        fallback = (pair[0], ANY_CAMPAIGN) if pair[0] in API_PATHS else None
         with self._lock:
             self._attempts[pair] += 1
             attempt, faults = self._attempts[pair], self._faults
-            for key in (pair, None):
+            for key in (pair, fallback):
                 queue = self._scripts.get(key)
                 if queue:
                     return attempt, faults, queue.popleft()
@@ -272,12 +297,15 @@ class SandboxServer:
         send_reset = self._limiter.config.send_reset
         if not state.allowed:
             return self._throttled(handler, state, send_reset, method)
-        if path != DATA_SERIES_PATH:
+        if path not in API_PATHS:
             return self._json(handler, 404, {"message": "Not found"}, state.headers(), method)
         if method != "GET":
             headers = {**state.headers(), "Allow": "GET"}
             return self._json(handler, 405, {"message": "Method not allowed"}, headers, method)
-        pair = (_first(query, "campaign_id"), _first(query, "send_id"))
+        if path == DATA_SERIES_PATH:
+            pair = (_first(query, "campaign_id"), _first(query, "send_id"))
+        else:
+            pair = (path, _first(query, "campaign_id"))
         attempt, faults, fault = self._next_fault(pair)
         delay = fault.delay
         if self.latency is not None:
@@ -292,13 +320,7 @@ class SandboxServer:
         if fault.kind == "drop" and fault.variant == "before_headers":
             handler.close_connection = True
             return "drop"
-        response = data_series(
-            self.catalog,
-            query,
-            handler.headers.get("Authorization"),
-            self.api_keys,
-            self.clock.now(),
-        )
+        response = self._answer(path, query, handler.headers.get("Authorization"))
         status, content_type, headers = response.status, JSON, state.headers()
         if fault.kind == "malformed":
             status, content_type, payload = malformed_body(fault.variant, status, response.body)
@@ -309,6 +331,14 @@ class SandboxServer:
         cut = fault.kind == "drop"  # mid_body
         self._write(handler, status, payload, content_type, headers, method=method, cut=cut)
         return "drop" if cut else status
+
+    def _answer(self, path: str, query: dict, authorization: str | None) -> ApiResponse:
+        if path == CAMPAIGNS_LIST_PATH:
+            return campaigns_list(self.catalog, query, authorization, self.api_keys)
+        if path == CAMPAIGN_DETAILS_PATH:
+            now = self.clock.now()
+            return campaign_details(self.catalog, query, authorization, self.api_keys, now)
+        return data_series(self.catalog, query, authorization, self.api_keys, self.clock.now())
 
     def _throttled(
         self, handler: _Handler, state: RateLimitState, send_reset: bool, method: str
@@ -389,7 +419,9 @@ class SandboxServer:
                 )
             return {"mode": self.catalog.retention}
         steps = data["steps"]
-        if data.get("campaign_id") is None and data.get("send_id") is None:
+        if data.get("path") not in (None, DATA_SERIES_PATH):
+            self.script_endpoint(data["path"], steps, campaign_id=data.get("campaign_id"))
+        elif data.get("campaign_id") is None and data.get("send_id") is None:
             self.script_all(steps)
         else:
             self.script(data["campaign_id"], data["send_id"], steps)

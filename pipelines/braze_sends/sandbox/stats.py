@@ -1,4 +1,4 @@
-"""Thread-safe request counters of the sandbox server."""
+"""Thread-safe request counters of the sandbox server: per status, per pair, per endpoint."""
 
 from __future__ import annotations
 
@@ -20,12 +20,16 @@ class LoggedRequest:
 
 
 class SandboxStats:
-    """Requests in total, per status and per ``(campaign_id, send_id)``, and a bounded log."""
+    """Requests in total, per status, per ``(campaign_id, send_id)`` of ``/sends/data_series``,
+    per endpoint (path) and per ``(path, campaign_id)``, and a bounded log."""
 
     def __init__(self, log_size: int = 10_000):
         self._lock = threading.Lock()
         self._by_status: Counter[Status] = Counter()
         self._by_pair: Counter[tuple[str, str]] = Counter()
+        self._by_path: Counter[str] = Counter()
+        self._by_path_status: Counter[tuple[str, Status]] = Counter()
+        self._by_path_campaign: Counter[tuple[str, str]] = Counter()
         self._log: deque[LoggedRequest] = deque(maxlen=log_size)
 
     def record(
@@ -40,6 +44,11 @@ class SandboxStats:
             self._by_status[status] += 1
             if pair is not None:
                 self._by_pair[pair] += 1
+            self._by_path[path] += 1
+            self._by_path_status[(path, status)] += 1
+            campaign_id = params.get("campaign_id")
+            if campaign_id:
+                self._by_path_campaign[(path, campaign_id)] += 1
             self._log.append(LoggedRequest(moment, path, params, status))
 
     @property
@@ -58,19 +67,35 @@ class SandboxStats:
             return dict(self._by_pair)
 
     @property
+    def by_path(self) -> dict[str, int]:
+        """Requests per endpoint path (``/sends/data_series``, ``/campaigns/details``, ...)."""
+        with self._lock:
+            return dict(self._by_path)
+
+    def by_campaign(self, path: str) -> dict[str, int]:
+        """Requests to ``path`` per ``campaign_id`` parameter."""
+        with self._lock:
+            return {c: n for (p, c), n in self._by_path_campaign.items() if p == path}
+
+    @property
     def log(self) -> list[LoggedRequest]:
         with self._lock:
             return list(self._log)
 
-    def count(self, status: Status) -> int:
-        """Requests answered with ``status``."""
+    def count(self, status: Status, path: str | None = None) -> int:
+        """Requests answered with ``status`` (only those to ``path`` when given)."""
         with self._lock:
-            return self._by_status[status]
+            if path is None:
+                return self._by_status[status]
+            return self._by_path_status[(path, status)]
 
     def reset(self) -> None:
         with self._lock:
             self._by_status.clear()
             self._by_pair.clear()
+            self._by_path.clear()
+            self._by_path_status.clear()
+            self._by_path_campaign.clear()
             self._log.clear()
 
     def snapshot(self, recent: int = 100) -> dict:
@@ -79,6 +104,7 @@ class SandboxStats:
             return {
                 "total": sum(self._by_status.values()),
                 "by_status": {str(k): v for k, v in sorted(self._by_status.items(), key=str)},
+                "by_path": dict(sorted(self._by_path.items())),
                 "by_pair": [
                     {"campaign_id": c, "send_id": s, "requests": n}
                     for (c, s), n in sorted(self._by_pair.items())
