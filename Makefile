@@ -8,7 +8,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install demo run test lint format bench clean schema dashboard dictionary chromium
+.PHONY: install demo run test lint format bench clean reliability audit schema dashboard dictionary chromium
+RELIABILITY_TESTS := tests/test_fault_matrix.py tests/test_crash_matrix.py tests/test_hostile_input.py
 
 # uv itself lives in its own small venv, so the project venv holds exactly the lock file.
 $(UV):
@@ -59,8 +60,19 @@ format: install
 lock: | $(UV) ## Re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock --python $(PYTHON)
 
+# Every locked package (all extras, dev tools), checked against PyPI's vulnerability data.
+# --strict: a package that could not be checked fails the audit instead of passing unseen.
+audit: install ## pip-audit of uv.lock; accepted findings: README, "Dependency audit"
+	$(BIN)/pip-audit --strict --disable-pip --progress-spinner off \
+		-r <($(UV) export --frozen --all-extras --no-emit-project --format requirements-txt --quiet) \
+	|| { echo 'make audit: a vulnerability, or a package pip-audit could not check (it needs' \
+		"PyPI's per-release JSON API): see above, and README, Dependency audit" >&2; exit 1; }
+
 clean:
 	rm -rf .venv .uv .pytest_cache .ruff_cache .hypothesis braze_sends.duckdb demo_sends.csv
+
+reliability: install ## The fault matrix, crash recovery and hostile input, with the report table
+	$(BIN)/python -m pytest -q $(RELIABILITY_TESTS)
 
 bench: install ## Throughput, flatten+load speed, memory and baselines, side by side (a few minutes)
 	$(BIN)/python -m benchmarks.bench

@@ -102,3 +102,19 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The reliability report: every fault-matrix scenario with its observed outcome."""
+    import sys
+
+    rows = []
+    for name in ("test_fault_matrix", "test_crash_matrix", "test_hostile_input"):
+        module = sys.modules.get(name) or sys.modules.get(f"tests.{name}")  # rootdir imports
+        rows += getattr(module, "OBSERVED", []) if module else []
+    if not rows:
+        return
+    from braze_sends.report import table
+
+    terminalreporter.write_sep("=", "reliability report")
+    terminalreporter.write_line(table(["scenario", "expected", "observed"], rows))

@@ -265,7 +265,7 @@ def test_sends_and_campaigns_share_one_rate_limiter(loader, catalog, sends_file,
 
     monkeypatch.setattr(BrazeClient, "__init__", spy)
     loader.run(sends_file=str(sends_file))
-    assert len(limiters) == 2 and limiters[0] is limiters[1]
+    assert limiters and all(limiter is limiters[0] for limiter in limiters)
 
 
 @pytest.fixture

@@ -221,3 +221,20 @@ def test_repr_and_errors_never_show_the_key():
     with pytest.raises(errors.TransportError) as caught:
         pull(client)
     assert KEY not in str(caught.value)
+
+
+def test_429s_wait_for_the_reset_without_using_up_the_attempts_for_failures():
+    start = FakeTime().now
+    replies = [(429, {}, {"x-ratelimit-reset": str(int(start + i + 1))}) for i in range(8)]
+    client, script, _ = client_for([*replies, (503, {}), OK], RetryPolicy(max_attempts=3))
+    assert pull(client) == OK["data"]
+    assert len(script.requests) == 10  # 8 rate-limited waits, one 503, then the answer
+
+
+def test_429s_are_capped_too():
+    start = FakeTime().now
+    replies = [(429, {}, {"x-ratelimit-reset": str(int(start + i + 1))}) for i in range(20)]
+    client, script, _ = client_for(replies, RetryPolicy(max_rate_limited=5))
+    with pytest.raises(errors.RateLimitedError):
+        pull(client)
+    assert len(script.requests) == 5

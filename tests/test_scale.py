@@ -69,7 +69,9 @@ def _listening(port: int) -> bool:
 def test_ten_thousand_pairs_load_in_one_run(sandbox_process, tmp_path):
     url, sends = sandbox_process
     expected = len(sends.read_text().splitlines()) - 1
-    assert expected >= PAIRS * 0.95  # the catalog's pairs sent by now
+    # The catalog spreads sends over 13 days and writes only those sent by now: just after
+    # midnight most of today's sends are still in the future, so at least 12 of 13 days are in.
+    assert expected >= PAIRS * 0.9
     env = {"SOURCES__BRAZE__API_KEY": DEMO_API_KEY, "SOURCES__BRAZE__BASE_URL": url}
     done = run_cli(
         "run",

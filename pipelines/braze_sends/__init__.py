@@ -28,18 +28,20 @@ from braze_sends.campaigns import (
     column_hints,
     refresh_campaigns,
 )
-from braze_sends.capture import CaptureOptions, run_capture
+from braze_sends.capture import CaptureOptions, check_range, run_capture
 from braze_sends.client import BrazeClient, RetryPolicy
 from braze_sends.errors import ConfigurationError
 from braze_sends.ratelimit import RateLimiter
 from braze_sends.sends_file import SendPair, pairs_from_config, read_sends_file
 from braze_sends.settings import (
     BRAZE_REQUESTS_PER_HOUR,
+    DAILY_TABLE,
     DEFAULT_BASE_URL,
     DEFAULT_REQUESTS_PER_HOUR,
     DEFAULT_WORKERS,
     PIPELINE_NAME,
     SOURCE_SECTION,
+    VARIATION_TABLE,
 )
 
 __all__ = ["SendPair", "braze_sends"]
@@ -62,11 +64,14 @@ def braze_sends(
     at_risk_hours: float = 48.0,
     max_attempts: int = 6,
     backoff_seconds: float = 1.0,
+    rate_limit_wait: float = 60.0,
     request_timeout: float = 60.0,
     item_format: str = "arrow",
     campaigns: bool = True,
     campaigns_refresh_hours: float = DEFAULT_REFRESH_HOURS,
     now: Optional[datetime] = None,
+    session: Optional[Any] = None,
+    chunk_pairs: Optional[int] = None,
 ) -> List[DltResource]:
     """Braze send analytics for every registered campaign/send pair.
 
@@ -89,6 +94,8 @@ def braze_sends(
         campaigns: load the `campaigns` dimension (the key then also needs `campaigns.details`).
         campaigns_refresh_hours: ask for a campaign's details at most once per this many hours.
         now: the moment the run takes as now (tests and time travel); the real time by default.
+        session: a `capture.RunSession` when this source is one chunk of a run (the runner's).
+        chunk_pairs: with a session, how many pairs this load takes.
 
     Returns:
         The `send_data_series` resource, dispatching to the three tables, and the `campaigns`
@@ -112,29 +119,40 @@ def braze_sends(
             f"{requests_per_hour:,.0f}",
             f"{BRAZE_REQUESTS_PER_HOUR:,}",
         )
-    if (
-        not 1 <= max_attempts <= 20
-        or not 0 < request_timeout <= 600
-        or not 0 <= backoff_seconds <= 60
-    ):
+    limits = {
+        "max_attempts": (max_attempts, 1, 20),
+        "request_timeout": (request_timeout, 0.001, 600),
+        "backoff_seconds": (backoff_seconds, 0, 60),
+        "rate_limit_wait": (rate_limit_wait, 0, 3600),
+    }
+    for name, (value, low, high) in limits.items():
+        check_range(name, value, low, high)
+    if not str(base_url).startswith(("https://", "http://")):
         raise ConfigurationError(
-            "max_attempts must be 1..20, request_timeout 0..600 s and backoff_seconds 0..60 s, "
-            f"got {max_attempts!r}, {request_timeout!r} and {backoff_seconds!r}"
+            f"base_url {base_url!r} is not an http(s) URL; use your workspace's REST endpoint, "
+            "e.g. https://rest.iad-01.braze.com"
         )
     given = _pairs(pairs, sends_file, options)
     campaign_options = CampaignOptions(
         refresh_hours=campaigns_refresh_hours, workers=workers, enabled=campaigns
     )
-    # One request budget for both resources: Braze counts them against one pool.
-    limiter = RateLimiter(requests_per_hour, reserve=1)
+    # One request budget for both resources (Braze counts them against one pool), and for every
+    # chunk of a run.
+    if session is not None and session.client is not None:
+        limiter = session.client.limiter
+    else:
+        limiter = RateLimiter(requests_per_hour, reserve=1)
 
     def connect() -> BrazeClient:
+        if session is not None and session.client is not None:
+            return session.client
         return BrazeClient(
             base_url,
             api_key or "",
             retry=RetryPolicy(
                 max_attempts=max_attempts,
                 backoff_initial=backoff_seconds,
+                rate_limit_fallback=rate_limit_wait,
                 timeout=(min(10.0, request_timeout), request_timeout),
             ),
             limiter=limiter,
@@ -145,7 +163,22 @@ def braze_sends(
     @dlt.resource(name="send_data_series", write_disposition="merge")
     def send_data_series():
         """Pulls every due pair and yields rows for the three tables."""
-        yield from run_capture(connect, dlt.current.source_state(), given, options, clock=clock)
+        schema = dlt.current.source_schema()
+        stored_types = {
+            name: {c: col.get("data_type") for c, col in schema.get_table_columns(name).items()}
+            for name in (VARIATION_TABLE, DAILY_TABLE)
+            if name in schema.tables
+        }
+        yield from run_capture(
+            connect,
+            dlt.current.source_state(),
+            given,
+            options,
+            clock=clock,
+            stored_types=stored_types,
+            session=session,
+            chunk_pairs=chunk_pairs,
+        )
 
     @dlt.resource(
         name=CAMPAIGNS_TABLE,

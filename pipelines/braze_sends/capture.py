@@ -4,7 +4,8 @@ This is the body of the dlt resource, kept apart from the dlt wiring so it reads
 
 1. load every record from state and register the pairs given this time (`plan`);
 2. sort the due sends by urgency and cut to the request budget (`max_requests`, `time_budget`);
-3. pull them concurrently (`fetch.pull_all`); record each failure (`failed`);
+3. pull them concurrently, fetching ahead across chunks (`fetch.Puller`); record each failure
+   (`failed`);
 4. flatten the responses in batches (`settle`: the vectorised `columnar` path, or the reference
    `flatten` pair by pair when a batch holds something the fast path does not take), apply the
    `lifecycle` to each pair, withholding days a retention signal would erase, buffer the rows;
@@ -27,10 +28,15 @@ import pyarrow as pa
 
 from braze_sends import lifecycle, registry
 from braze_sends.client import BrazeClient
-from braze_sends.columnar import PAIR, Response, flatten_batch, from_flat
-from braze_sends.columns import DAILY_KEY, VARIATION_KEY
-from braze_sends.errors import ConfigurationError, TransportError, UnexpectedResponseError
-from braze_sends.fetch import PullResult, pull_all
+from braze_sends.columnar import PAIR, BatchTables, Response, flatten_batch, from_flat
+from braze_sends.columns import DAILY_KEY, DLT_TYPES, VARIATION_KEY, fits
+from braze_sends.errors import (
+    ConfigurationError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from braze_sends.fetch import Puller, PullResult
 from braze_sends.flatten import FlatSeries, day_activity, flatten_series
 from braze_sends.sends_file import SendPair
 from braze_sends.settings import DAILY_TABLE, VARIATION_TABLE
@@ -63,15 +69,15 @@ class CaptureOptions:
                 f"timezone {self.timezone!r} is not an IANA time zone name (e.g. UTC, "
                 "America/New_York); use the time zone of the Braze workspace"
             ) from None
-        _check_range("workers", self.workers, 1, 256)
+        check_range("workers", self.workers, 1, 256)
         if self.max_requests is not None:
-            _check_range("max_requests", self.max_requests, 0, 10**9)
+            check_range("max_requests", self.max_requests, 0, 10**9)
         if self.time_budget is not None:
-            _check_range("time_budget", self.time_budget, 1, 7 * 24 * 3600)
-        _check_range("final_margin_hours", self.final_margin_hours, 0, 13 * 24)
-        _check_range("at_risk_hours", self.at_risk_hours, 1, 14 * 24)
-        _check_range("batch_rows", self.batch_rows, 1, 10**7)
-        _check_range("batch_pairs", self.batch_pairs, 1, 10**5)
+            check_range("time_budget", self.time_budget, 1, 7 * 24 * 3600)
+        check_range("final_margin_hours", self.final_margin_hours, 0, 13 * 24)
+        check_range("at_risk_hours", self.at_risk_hours, 1, 14 * 24)
+        check_range("batch_rows", self.batch_rows, 1, 10**7)
+        check_range("batch_pairs", self.batch_pairs, 1, 10**5)
         if self.item_format not in ("arrow", "rows"):
             raise ConfigurationError(
                 f"item_format must be 'arrow' or 'rows', not {self.item_format!r}"
@@ -82,7 +88,7 @@ class CaptureOptions:
         return ZoneInfo(self.timezone)
 
 
-def _check_range(name: str, value: Any, low: float, high: float) -> None:
+def check_range(name: str, value: Any, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise ConfigurationError(f"{name} must be a number from {low} to {high}, got {value!r}")
 
@@ -108,11 +114,38 @@ class RunSummary:
     failures: list[dict[str, str]] = field(default_factory=list)
     finished_at: str | None = None
     seconds: float = 0.0
+    chunks: int = 0
 
     MAX_LISTED_FAILURES = 50
 
     def as_state(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
+
+
+class RunSession:
+    """What one run keeps across its chunks: the client, the puller fetching ahead, the summary.
+
+    The runner makes one per run and passes it to the source of each chunk; without one, a
+    source pulls everything in a single load.
+    """
+
+    def __init__(self) -> None:
+        self.client: BrazeClient | None = None
+        self.puller: Puller | None = None
+        self.summary: RunSummary | None = None
+        self.planned = False
+        self.chunks = 0
+        self.started = time.monotonic()
+        self.progress: _Progress | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Every due pair's result has been consumed (or the run had nothing to pull)."""
+        return self.planned and (self.puller is None or self.puller.exhausted)
+
+    def close(self) -> None:
+        if self.puller is not None:
+            self.puller.close()
 
 
 def run_capture(
@@ -122,41 +155,58 @@ def run_capture(
     options: CaptureOptions,
     *,
     clock: Callable[[], datetime],
+    stored_types: dict[str, dict[str, str]] | None = None,
+    session: RunSession | None = None,
+    chunk_pairs: int | None = None,
 ) -> Iterator[Any]:
     """The resource body: yields hinted Arrow tables (or rows) for the three tables.
 
     Args:
         connect: builds the client; called only when some pair is due (registering pairs, or a
             run with nothing due, needs no key and makes no request).
+        stored_types: the warehouse's column types per table (from the dlt schema), so a
+            metric whose type changed fails its pair alone.
+        session: the run this load is a chunk of; its first chunk plans the run.
+        chunk_pairs: with a session, the pairs this load takes (the rest: later chunks).
 
     Raises:
         BrazeAPIError: one that concerns every pair (bad key, missing permission, wrong URL).
         ConfigurationError: base_url cannot be reached at all.
     """
-    run = CaptureRun(state, pairs, options, clock)
-    due = run.plan()
-    client = connect() if due else None
-    if client is not None:
-        jobs = ((r, lifecycle.window(r, now=run.now, tz=run.tz)) for r in due)
-        deadline = run.started + options.time_budget if options.time_budget else None
-        progress = _Progress(total=len(due))
-        batch: list[PullResult] = []
-        for result in pull_all(client, jobs, workers=options.workers, clock=clock,
-                               deadline=deadline):  # fmt: skip
-            if result.error is not None:
-                run.failed(result, client)
-            else:
-                batch.append(result)
-                if len(batch) >= options.batch_pairs:
-                    yield from run.settle(batch)
-                    batch = []
-            progress.tick(run.summary, client)
-        yield from run.settle(batch)
-    yield from run.finish(client)
+    own = session is None
+    session = session or RunSession()
+    try:
+        run = CaptureRun(state, pairs, options, clock, stored_types, session)
+        if not session.planned:
+            due = run.plan()
+            session.planned = True
+            if due:
+                session.client = connect()
+                deadline = session.started + options.time_budget if options.time_budget else None
+                jobs = [(r, lifecycle.window(r, now=run.now, tz=run.tz)) for r in due]
+                session.puller = Puller(session.client, jobs, workers=options.workers,
+                                        clock=clock, deadline=deadline)  # fmt: skip
+                session.progress = _Progress(total=len(due))
+        if session.puller is not None:
+            batch: list[PullResult] = []
+            for result in session.puller.results(None if own else chunk_pairs):
+                if result.error is not None:
+                    run.failed(result, session.client)
+                else:
+                    batch.append(result)
+                    if len(batch) >= options.batch_pairs:
+                        yield from run.settle(batch)
+                        batch = []
+                session.progress.tick(run.summary, session.client)
+            yield from run.settle(batch)
+        yield from run.finish(session.client)
+    finally:
+        if own:
+            session.close()
 
 
 class CaptureRun:
-    """One run's records, summary and buffers; the steps `run_capture` drives."""
+    """One load's records and buffers (a run's chunk); the steps `run_capture` drives."""
 
     def __init__(
         self,
@@ -164,26 +214,33 @@ class CaptureRun:
         pairs: list[SendPair],
         options: CaptureOptions,
         clock: Callable[[], datetime],
+        stored_types: dict[str, dict[str, str]] | None = None,
+        session: RunSession | None = None,
     ) -> None:
         self.state, self.pairs, self.options, self.clock = state, pairs, options, clock
+        self.session = session or RunSession()
+        # The warehouse's column types (dlt schema), then what this run has accepted.
+        self.stored_types = {t: dict(c) for t, c in (stored_types or {}).items()}
         self.tz, self.now = options.tz, clock()
-        self.started = time.monotonic()
-        self.summary = RunSummary(started_at=self.now.isoformat())
+        if self.session.summary is None:
+            self.session.summary = RunSummary(started_at=self.now.isoformat())
+        self.summary = self.session.summary
         self.records = registry.load_records(state)
         self.before = dict(self.records)
+        self.summary.registered += registry.register(self.records, pairs, now=self.now, tz=self.tz)
+        self.summary.known = len(self.records)
         self.buffers = {
-            table: TableBuffer(table, key, item_format=options.item_format,
-                               max_rows=options.batch_rows)
+            table: TableBuffer(
+                table, key, item_format=options.item_format, max_rows=options.batch_rows
+            )
             for table, key in ((VARIATION_TABLE, VARIATION_KEY), (DAILY_TABLE, DAILY_KEY))
-        }  # fmt: skip
+        }
         self.final_margin = timedelta(hours=options.final_margin_hours)
         self._unreachable = 0
 
     def plan(self) -> list[lifecycle.SendRecord]:
-        """Register the given pairs; the due ones, most urgent first, cut to the budget."""
+        """The due pairs, most urgent first, cut to the request budget."""
         summary, now, tz = self.summary, self.now, self.tz
-        summary.registered = registry.register(self.records, self.pairs, now=now, tz=tz)
-        summary.known = len(self.records)
         horizon = timedelta(hours=self.options.at_risk_hours)
         due = sorted(
             (r for r in self.records.values() if lifecycle.is_due(r, now=now, tz=tz)),
@@ -196,16 +253,21 @@ class CaptureRun:
             due = due[: self.options.max_requests]
         return due
 
-    def failed(self, result: PullResult, client: BrazeClient | None) -> None:
+    def failed(
+        self, result: PullResult, client: BrazeClient | None, *, permanent: bool | None = None
+    ) -> None:
         """Record a pair's failure; stop the run when the failure concerns every pair."""
         error = result.error
         if error.stops_run:
             raise error
-        self._unreachable = self._unreachable + 1 if _is_unreachable(result) else 0
+        # Every answer so far says base_url is wrong (nothing listens, or web pages instead of
+        # Braze's API): stop rather than fail every pair one by one.
+        kind = _wrong_endpoint(result)
+        self._unreachable = self._unreachable + 1 if kind else 0
         if client and self._unreachable >= max(self.options.workers, 3) and not self.summary.pulled:
             raise ConfigurationError(
-                f"cannot reach {client.base_url}: {error.detail}; check base_url "
-                "(your workspace's REST endpoint) and the network"
+                f"{kind} {client.base_url}: {error.detail}; check base_url (your workspace's "
+                "REST endpoint, e.g. https://rest.iad-01.braze.com) and the network"
             )
         key = result.record.key
         self.summary.failed += 1
@@ -215,9 +277,12 @@ class CaptureRun:
             )
         logger.warning("pair failed: %s", error)
         self.records[key] = lifecycle.after_failure(
-            self.records[key], str(error), now=result.received_at, tz=self.tz,
-            permanent=not error.retryable,
-        )  # fmt: skip
+            self.records[key],
+            str(error),
+            now=result.received_at,
+            tz=self.tz,
+            permanent=not error.retryable if permanent is None else permanent,
+        )
 
     def settle(self, batch: list[PullResult]) -> Iterator[Any]:
         """Flatten a batch of responses, apply the lifecycle to each pair, buffer the rows."""
@@ -233,8 +298,9 @@ class CaptureRun:
                 yield from buffer.flush()
 
     def _settle_columnar(self, batch: list[PullResult]) -> None:
-        responses = [Response(r.record.campaign_id, r.record.send_id, r.data, r.received_at)
-                     for r in batch]  # fmt: skip
+        responses = [
+            Response(r.record.campaign_id, r.record.send_id, r.data, r.received_at) for r in batch
+        ]
         try:
             parts = [(list(range(len(batch))), flatten_batch(responses))]
         except (ValueError, TypeError, pa.ArrowException):
@@ -245,6 +311,9 @@ class CaptureRun:
                 if flat is not None:
                     parts.append(([index], from_flat(flat, index)))
         for indices, tables in parts:
+            conflicts = self._type_conflicts(tables, batch)
+            tables = tables.without_pairs(set(conflicts))
+            indices = [i for i in indices if i not in conflicts]
             activity = tables.activity()
             withheld = {}
             for index in indices:
@@ -252,13 +321,56 @@ class CaptureRun:
                 if outcome.withheld_days:
                     withheld[index] = set(outcome.withheld_days)
             tables = tables.keep(withheld)
-            self.buffers[VARIATION_TABLE].add_table(tables.variation.drop_columns([PAIR]),
-                                                    tables.kinds)  # fmt: skip
+            self.buffers[VARIATION_TABLE].add_table(
+                tables.variation.drop_columns([PAIR]), tables.kinds
+            )
             self.buffers[DAILY_TABLE].add_table(tables.daily.drop_columns([PAIR]), tables.kinds)
+
+    def _type_conflicts(self, tables: BatchTables, batch: list[PullResult]) -> dict[int, str]:
+        """Responses with a metric whose type no longer fits its warehouse column.
+
+        dlt's contract would refuse the whole load (and with it every other pair's data); here
+        only the responses holding such a value fail, with a message naming the column.
+        """
+        conflicts: dict[int, str] = {}
+        for table_name, table, key in (
+            (VARIATION_TABLE, tables.variation, "variation"),
+            (DAILY_TABLE, tables.daily, "daily"),
+        ):
+            stored = self.stored_types.setdefault(table_name, {})
+            for column in table.column_names:
+                kind = tables.kinds.get(column)
+                if kind is None:
+                    continue
+                if fits(kind, stored.get(column)):
+                    stored.setdefault(column, DLT_TYPES[kind])
+                    continue
+                message = (
+                    f"metric {column!r} is now {kind} but {table_name}.{column} is "
+                    f"{stored[column]} in the warehouse: Braze changed its type; this pair "
+                    "fails (its stored rows stay) until the column is migrated"
+                )
+                for index in tables.pairs_with_values(key, column):
+                    conflicts.setdefault(index, message)
+        for index, message in conflicts.items():
+            result = batch[index]
+            error = UnexpectedResponseError(
+                message, campaign_id=result.record.campaign_id, send_id=result.record.send_id
+            )
+            self.failed(
+                PullResult(result.record, result.window, result.received_at, error=error),
+                None,
+                permanent=True,
+            )
+        return conflicts
 
     def _settle_rows(self, result: PullResult) -> None:
         flat = self._reference(result)
         if flat is None:
+            return
+        index = 0
+        tables = from_flat(flat, index)
+        if self._type_conflicts(tables, [result]):
             return
         keep = self._outcome(result, day_activity(flat)).keep_days
         self.buffers[VARIATION_TABLE].add(
@@ -273,8 +385,9 @@ class CaptureRun:
         response does not fit the contract."""
         record = result.record
         try:
-            return flatten_series(record.campaign_id, record.send_id, result.data,
-                                  pulled_at=result.received_at)  # fmt: skip
+            return flatten_series(
+                record.campaign_id, record.send_id, result.data, pulled_at=result.received_at
+            )
         except UnexpectedResponseError as exc:
             self.failed(PullResult(record, result.window, result.received_at, error=exc), None)
             return None
@@ -283,20 +396,27 @@ class CaptureRun:
         """Apply a successful response to the pair's record."""
         key = result.record.key
         outcome = lifecycle.after_response(
-            self.records[key], activity, now=result.received_at, tz=self.tz,
+            self.records[key],
+            activity,
+            now=result.received_at,
+            tz=self.tz,
             final_margin=self.final_margin,
-        )  # fmt: skip
+        )
         self.summary.pulled += 1
         if outcome.retention_signal:
             self.summary.retention_signals += 1
             self.summary.withheld_days += len(outcome.withheld_days)
-            logger.info("%s/%s: Braze no longer holds %d stored day(s); kept what is stored",
-                        *key, len(outcome.withheld_days))  # fmt: skip
+            logger.info(
+                "%s/%s: Braze no longer holds %d stored day(s); kept what is stored",
+                *key,
+                len(outcome.withheld_days),
+            )
         self.records[key] = outcome.record
         return outcome
 
     def finish(self, client: BrazeClient | None) -> Iterator[Any]:
-        """Flush the buffers, then the changed `sends` rows; save records and the summary."""
+        """Flush the buffers, then the changed `sends` rows; save records and the run's summary
+        so far (each chunk's load carries it)."""
         for buffer in self.buffers.values():
             yield from buffer.flush()
         summary = self.summary
@@ -305,18 +425,29 @@ class CaptureRun:
         registry.save_records(self.state, changed)
         rows = [registry.sends_row(r, self.tz) for r in changed]
         yield from sends_rows(rows, self.options.item_format)
-        summary.rows = {name: buffer.rows_out for name, buffer in self.buffers.items()}
+        for name, buffer in self.buffers.items():
+            summary.rows[name] = summary.rows.get(name, 0) + buffer.rows_out
         if client is not None:
             summary.requests, summary.retries = client.stats.requests, client.stats.retries
             summary.statuses = {str(k): v for k, v in client.stats.statuses.items()}
         summary.status_counts = dict(Counter(r.status for r in self.records.values()))
         summary.finished_at = self.clock().isoformat()
-        summary.seconds = round(time.monotonic() - self.started, 3)
+        summary.seconds = round(time.monotonic() - self.session.started, 3)
+        self.session.chunks += 1
+        summary.chunks = self.session.chunks
         self.state["last_run"] = summary.as_state()
 
 
-def _is_unreachable(result: PullResult) -> bool:
-    return isinstance(result.error, TransportError) and "timed out" not in result.error.detail
+def _wrong_endpoint(result: PullResult) -> str | None:
+    """What a failure says about base_url, if it points away from Braze's API."""
+    error = result.error
+    if isinstance(error, TransportError) and "timed out" not in error.detail:
+        return "cannot reach"
+    if isinstance(error, (ServerError, UnexpectedResponseError)) and "HTML page" in error.detail:
+        return "web pages, not Braze's API, answer at"
+    if isinstance(error, UnexpectedResponseError) and "not JSON" in error.detail:
+        return "no JSON API answers at"
+    return None
 
 
 class _Progress:

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="start no new request after this many seconds",
     )
+    run.add_argument("--chunk-pairs", type=int, metavar="N",
+                     help="pairs per load (config: chunk_pairs; default 2500; 0: one load): bounds "
+                     "memory, and a killed run keeps the chunks it completed")  # fmt: skip
     run.add_argument("--timezone", help="the workspace's time zone (config: timezone, default UTC)")
     run.add_argument("--item-format", choices=("arrow", "rows"), help=argparse.SUPPRESS)
 
@@ -189,6 +192,13 @@ def _run(args: argparse.Namespace) -> int:
         "timezone": args.timezone,
         "item_format": args.item_format,
     }
+    chunk = args.chunk_pairs
+    if chunk is None:
+        import dlt
+
+        chunk = dlt.config.get("sources.braze.chunk_pairs", int)
+    if chunk is not None:
+        options["chunk_pairs"] = chunk or None
     result = run_pipeline(pipeline, **{k: v for k, v in options.items() if v is not None})
     print(report.run_summary(result.summary, pending_loaded=result.pending_loaded))
     for line in status.warnings(_status_report(pipeline, args.timezone, None)):

@@ -41,7 +41,8 @@ class RetryPolicy:
     """How long one request may keep trying.
 
     Attributes:
-        max_attempts: attempts per request, the first included.
+        max_attempts: attempts per request, the first included; 429s don't count.
+        max_rate_limited: 429s one request may wait through (each until the reset).
         backoff_initial / backoff_max: exponential backoff for 5xx and transport errors (seconds).
         rate_limit_fallback: wait after a 429 that carries no reset header (seconds).
         max_total_wait: a request gives up rather than sleep past this many seconds in all.
@@ -49,6 +50,7 @@ class RetryPolicy:
     """
 
     max_attempts: int = 6
+    max_rate_limited: int = 50
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     rate_limit_fallback: float = 60.0
@@ -338,6 +340,7 @@ class BrazeClient:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, errors.RateLimitedError):
+            state.rate_limited = getattr(state, "rate_limited", 0) + 1  # read by `_stop`
             return self.limiter.pause_until_reset(exc.reset_at, self.retry.rate_limit_fallback)
         backoff = wait_exponential_jitter(
             multiplier=self.retry.backoff_initial,
@@ -347,7 +350,12 @@ class BrazeClient:
         return backoff(state)
 
     def _stop(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self.retry.max_attempts:
+        # A 429 says "come back at the reset": it is bounded by the total wait (and a high cap),
+        # not by the attempts meant for failures (5xx, timeouts, dropped connections).
+        rate_limited = getattr(state, "rate_limited", 0)
+        if state.attempt_number - rate_limited >= self.retry.max_attempts:
+            return True
+        if rate_limited >= self.retry.max_rate_limited:
             return True
         return state.idle_for + state.upcoming_sleep > self.retry.max_total_wait
 

@@ -82,6 +82,25 @@ class BatchTables:
                 out[pair][day] = out[pair].get(day, 0.0) + value
         return out
 
+    def pairs_with_values(self, table: str, column: str) -> set[int]:
+        """The responses with a non-null value in `column` of `table` ("variation"/"daily")."""
+        data = self.variation if table == "variation" else self.daily
+        if column not in data.column_names:
+            return set()
+        return set(data.filter(pc.is_valid(data[column]))[PAIR].to_pylist())
+
+    def without_pairs(self, pairs: set[int]) -> BatchTables:
+        """The batch without any row of the given responses."""
+        if not pairs:
+            return self
+
+        def drop(table: pa.Table) -> pa.Table:
+            return table.filter(
+                pc.invert(pc.is_in(table[PAIR], pa.array(sorted(pairs), pa.int32())))
+            )
+
+        return BatchTables(drop(self.variation), drop(self.daily), self.kinds)
+
     def keep(self, withheld: dict[int, set[date]]) -> BatchTables:
         """The batch without the given (response, day) rows (a retention signal's days)."""
         if not any(withheld.values()):
@@ -102,8 +121,11 @@ def from_flat(flat: FlatSeries, index: int) -> BatchTables:
         base = to_arrow(rows, flat.kinds, key) if rows else _empty_variation().drop_columns([PAIR])
         return base.append_column(PAIR, pa.array([index] * base.num_rows, pa.int32()))
 
-    return BatchTables(table(flat.variation_rows, VARIATION_KEY),
-                       table(flat.daily_rows, DAILY_KEY), dict(flat.kinds))  # fmt: skip
+    return BatchTables(
+        table(flat.variation_rows, VARIATION_KEY),
+        table(flat.daily_rows, DAILY_KEY),
+        dict(flat.kinds),
+    )
 
 
 def flatten_batch(responses: Sequence[Response]) -> BatchTables:

@@ -150,6 +150,16 @@ def coerce_metric(name: str, value: Any) -> tuple[MetricKind | None, Any]:
     return "text", json.dumps(value, sort_keys=True, default=str)
 
 
+def fits(kind: MetricKind, stored_type: str | None) -> bool:
+    """Whether a value of `kind` can be written to a column the warehouse holds as `stored_type`
+    without a silent type change (None: the column does not exist yet)."""
+    if stored_type is None:
+        return True
+    if kind in ("number", "amount"):
+        return stored_type in ("double", "decimal")
+    return DLT_TYPES[kind] == stored_type
+
+
 def arrow_type(kind: MetricKind) -> pa.DataType:
     return _ARROW_TYPES[kind]
 

@@ -141,6 +141,6 @@ class UnexpectedResponseError(BrazeAPIError):
 
 def redact(text: str, secret: str | None) -> str:
     """Remove `secret` from `text` (a server may echo the key back in an error body)."""
-    if secret and secret in text:
+    if secret and len(secret) >= 4 and secret in text:  # a 1-character "key" would mangle text
         text = text.replace(secret, "***")
     return text

@@ -1,17 +1,23 @@
-"""Concurrent pulls: many pairs in flight over a thread pool, results in completion order.
+"""Concurrent pulls: many pairs in flight on a thread pool, fetched ahead in the background.
 
-Each pair is its own unit of work: its request, its retries (in the client), its failure. Every exception is caught per pair and returned as the pair's error, because an
-exception escaping a dlt resource discards the whole run's data and state. The number of pairs in
-flight is bounded, so memory does not grow with the number of pairs.
+Each pair is its own unit of work: its request, its retries (in the client), its failure. Every
+exception is caught per pair and returned as the pair's error, because an exception escaping a
+dlt resource discards the whole run's data and state.
+
+A `Puller` lives for a whole run. Its feeder keeps `workers` requests in flight and buffers
+finished results (a bounded number, so memory does not grow with the number of pairs) until the
+capture consumes them. It goes on fetching while dlt normalizes and loads a chunk, so the request
+budget never idles between chunks.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,48 +46,75 @@ class PullResult:
     error: BrazeAPIError | None = None
 
 
-def pull_all(
-    client: BrazeClient,
-    jobs: Iterable[tuple[SendRecord, Window]],
-    *,
-    workers: int,
-    clock: Callable[[], datetime],
-    deadline: float | None = None,
-) -> Iterator[PullResult]:
-    """Pull every job's window, `workers` at a time.
+class Puller:
+    """Pulls `jobs` (most urgent first) on `workers` threads, up to `ahead` results ahead.
 
     Args:
-        jobs: (record, window) per pair, most urgent first.
+        jobs: (record, window) per pair.
         clock: the current time (stored as `pulled_at`).
         deadline: `time.monotonic()` after which no new pair is started (time budget).
-
-    Yields:
-        One `PullResult` per started job. Closing the iterator cancels the jobs not started.
+        ahead: results in flight or waiting to be consumed, at most.
     """
-    jobs = iter(jobs)
-    in_flight: set[Future[PullResult]] = set()
-    stop = threading.Event()  # set by an error that concerns every pair (bad key, wrong URL)
 
-    def may_start() -> bool:
-        return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
+    def __init__(
+        self,
+        client: BrazeClient,
+        jobs: Sequence[tuple[SendRecord, Window]],
+        *,
+        workers: int,
+        clock: Callable[[], datetime],
+        deadline: float | None = None,
+        ahead: int | None = None,
+    ) -> None:
+        self.client, self.jobs, self.clock, self.deadline = client, list(jobs), clock, deadline
+        self.stop = threading.Event()  # set by an error that concerns every pair
+        self._slots = threading.Semaphore(ahead or max(4 * workers, 64))
+        self._results: queue.Queue[PullResult] = queue.Queue()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="braze-pull")
+        self._submitted = 0
+        self._consumed = 0
+        self._fed = threading.Event()  # the feeder has submitted all it will
+        self._feeder = threading.Thread(target=self._feed, name="braze-feeder", daemon=True)
+        self._feeder.start()
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="braze-pull") as pool:
+    @property
+    def exhausted(self) -> bool:
+        """Every job that will be pulled has been consumed."""
+        return self._fed.is_set() and self._consumed >= self._submitted
+
+    def results(self, limit: int | None = None) -> Iterator[PullResult]:
+        """Yield finished results as they come, at most `limit` of them (all when None)."""
+        taken = 0
+        while (limit is None or taken < limit) and not self.exhausted:
+            try:
+                result = self._results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._consumed += 1
+            self._slots.release()
+            taken += 1
+            yield result
+
+    def close(self) -> None:
+        """Stop starting pulls, wait for those in flight."""
+        self.stop.set()
+        self._slots.release()  # a feeder waiting for a slot sees the stop
+        self._feeder.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _feed(self) -> None:
         try:
-            while True:
-                while len(in_flight) < 2 * workers and may_start():
-                    job = next(jobs, None)
-                    if job is None:
-                        break
-                    in_flight.add(pool.submit(_pull_one, client, *job, clock, stop))
-                if not in_flight:
-                    return
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+            for record, window in self.jobs:
+                self._slots.acquire()
+                if self.stop.is_set() or (self.deadline and time.monotonic() >= self.deadline):
+                    break
+                future = self._pool.submit(_pull_one, self.client, record, window, self.clock,
+                                           self.stop)  # fmt: skip
+                self._submitted += 1
+                # A future cancelled at close has no result: nobody consumes it any more.
+                future.add_done_callback(lambda f: f.cancelled() or self._results.put(f.result()))
         finally:
-            stop.set()
-            for future in in_flight:
-                future.cancel()
+            self._fed.set()
 
 
 def _pull_one(

@@ -3,7 +3,9 @@
 - One run at a time per pipeline: a second one fails at once with `RunLockedError` (an OS file
   lock, released even when the process is killed).
 - A previous run killed during normalize or load left load packages behind: they are loaded
-  first (dlt's own `run` would load them and stop without extracting).
+  first (dlt's own `run` would load them and stop without extracting). A load job it left
+  committed but unrecorded is redone from a clean slate (`redo_interrupted_jobs`); what a run
+  killed during extract had written is dropped (`drop_abandoned_extracts`).
 - Errors are mapped to what the user must do: `run_pipeline` raises `BrazeSendsError`
   subclasses, found anywhere in dlt's exception chain.
 - The destination and dataset come from `destinations.resolve_target`; every run's source gets
@@ -13,32 +15,43 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import gc
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination.client import WithStagingDataset
 from dlt.common.exceptions import MissingDependencyException
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.exceptions import DataValidationError
+from dlt.common.schema.typing import C_DLT_LOAD_ID
+from dlt.common.storages import NormalizeStorage
+from dlt.common.storages.load_package import ParsedLoadJobFileName
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from braze_sends import braze_sends, registry, schema
+from braze_sends.capture import RunSession
 from braze_sends.destinations import missing_dependency_error, prepare_source, resolve_target
 from braze_sends.errors import BrazeSendsError, ConfigurationError, RunLockedError
 from braze_sends.lifecycle import SendRecord
-from braze_sends.settings import PIPELINE_NAME
+from braze_sends.settings import DEFAULT_CHUNK_PAIRS, DUCKDB_DEFAULTS, PIPELINE_NAME
 from braze_sends.views import refresh_views
 
 logger = logging.getLogger(__name__)
 
 LOAD_ID_SETTING = "normalize.parquet_normalizer.add_dlt_load_id"
+DUCKDB_SETTING = "destination.duckdb.credentials.global_config"
 
 
 @dataclass
@@ -73,6 +86,11 @@ def make_pipeline(
     # every row can be traced to its load (`_dlt_loads`), as on the dict-row path.
     if dlt.config.get(LOAD_ID_SETTING, bool) is None:
         dlt.config[LOAD_ID_SETTING] = True
+    # DuckDB would take 80% of RAM and every core for a merge; a bounded buffer pool (it spills
+    # to disk beyond it) and one thread were both leaner and faster here. Config overrides it.
+    # (dlt keeps anything under `credentials` with its secrets, so the default goes there.)
+    if dlt.secrets.get(DUCKDB_SETTING) is None and dlt.config.get(DUCKDB_SETTING) is None:
+        dlt.secrets[DUCKDB_SETTING] = dict(DUCKDB_DEFAULTS)
     target = resolve_target(pipeline_name, destination, dataset_name)
     return dlt.pipeline(
         pipeline_name=pipeline_name,
@@ -111,10 +129,18 @@ def run_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunResult:
-    """Finish what a killed run left, then capture and load every due pair.
+def run_pipeline(
+    pipeline: dlt.Pipeline, *, chunk_pairs: int | None = DEFAULT_CHUNK_PAIRS, **source_args: Any
+) -> RunResult:
+    """Finish what a killed run left, then capture and load every due pair, chunk by chunk.
+
+    Each chunk of at most `chunk_pairs` pairs is loaded as its own dlt load (with its state), so
+    memory stays bounded however many pairs are due, and a run killed halfway keeps the chunks
+    it completed. One `RunSession` pulls for the whole run and keeps fetching ahead while a chunk
+    loads, so the request budget never idles. `max_requests` and `time_budget` hold for the run.
 
     Args:
+        chunk_pairs: pairs per load; None loads everything at once.
         source_args: arguments of the `braze_sends` source; those not given come from config.
 
     Raises:
@@ -122,20 +148,52 @@ def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunResult:
         PipelineStepFailed: the destination failed (the data stays in a pending package and is
             loaded by the next run).
     """
+    session = RunSession()
+    info = None
     with run_lock(pipeline):
         try:
             pending = finish_pending(pipeline)
-            source = prepare_source(braze_sends(**source_args), pipeline.destination)
-            info = pipeline.run(schema.pin(source))
+            registered = 0
+            if (source_args.get("pairs") or source_args.get("sends_file")) and source_args.get(
+                "max_requests"
+            ) != 0:
+                # Remember the given pairs before the first pull: a run killed during its first
+                # chunk would otherwise forget them (scheduled runs often pass no sends file).
+                source = braze_sends(**{**source_args, "max_requests": 0})
+                info = pipeline.run(schema.pin(prepare_source(source, pipeline.destination)))
+                registered = last_run(pipeline).get("registered", 0)
+            while not session.finished:
+                source = braze_sends(**source_args, session=session, chunk_pairs=chunk_pairs)
+                info = pipeline.run(schema.pin(prepare_source(source, pipeline.destination)))
+                release_memory()
         except Exception as exc:
+            drop_abandoned_extracts(pipeline)  # what a failed extract wrote: nothing to load
             known = known_error(exc, pipeline)
             if known is None:
                 raise
             raise known from None
+        finally:
+            session.close()
         # After the load, never instead of it: a failure here is a warning, the data stays.
         refresh_views(pipeline)
-    summary = pipeline.state.get("sources", {}).get(PIPELINE_NAME, {}).get("last_run", {})
+    summary = last_run(pipeline)
+    summary["registered"] = summary.get("registered", 0) + registered
     return RunResult(summary=summary, load_info=info, pending_loaded=pending)
+
+
+def release_memory() -> None:
+    """Hand memory freed by a chunk back to the OS, so chunks don't pile up high-water marks
+    (Python's and Arrow's allocators, and glibc's heap under DuckDB, keep freed memory)."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def last_run(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    return dict(pipeline.state.get("sources", {}).get(PIPELINE_NAME, {}).get("last_run", {}))
 
 
 def registered_records(pipeline: dlt.Pipeline) -> list[SendRecord]:
@@ -158,10 +216,12 @@ def registered_records(pipeline: dlt.Pipeline) -> list[SendRecord]:
 
 def finish_pending(pipeline: dlt.Pipeline) -> bool:
     """Normalize and load packages a previous run left behind. Returns whether there were any."""
+    drop_abandoned_extracts(pipeline)
     if not pipeline.has_pending_data:
         return False
     logger.warning("a previous run did not finish: loading its pending load packages first")
     drop_stale_extracted_copies(pipeline)
+    redo_interrupted_jobs(pipeline)
     pipeline.normalize()
     pipeline.load()
     return True
@@ -184,6 +244,104 @@ def drop_stale_extracted_copies(pipeline: dlt.Pipeline) -> list[str]:
         )
         extracted.delete_package(load_id)
     return stale
+
+
+def drop_abandoned_extracts(pipeline: dlt.Pipeline) -> list[str]:
+    """Remove the half-written packages of runs killed during extract.
+
+    dlt extracts into a folder of its own under `normalize/` and moves the package to
+    `normalize/extracted` only once the extract is complete; a run killed before that leaves the
+    folder (and the data files it had written) behind for good, as the next run extracts into a
+    new one. Under the run lock no other extract of this pipeline is running, so every such
+    folder is abandoned: its pull is redone by the run that finds it.
+    """
+    storage = pipeline._get_normalize_storage().storage
+    if not os.path.isdir(storage.storage_path):
+        return []  # the pipeline never ran
+    abandoned = [
+        name
+        for name in storage.list_folder_dirs(".", to_root=False)
+        if name != NormalizeStorage.EXTRACTED_FOLDER
+    ]
+    for name in abandoned:
+        logger.info("removing the partial extract of a run killed during extract (%s)", name)
+        storage.delete_folder(name, recursively=True)
+    return abandoned
+
+
+def redo_interrupted_jobs(pipeline: dlt.Pipeline) -> dict[str, list[str]]:
+    """Make a load a killed run left midway safe to resume: no file is copied twice.
+
+    A load job copies one file into a table (the staging table, for a merge) in one transaction,
+    and dlt then records that it did. A run killed between the two leaves the job "started"
+    without that record, and dlt runs it again: its rows land twice (the merge inserts both
+    copies, as the batches skip dlt's dedup pass, see `tables.py`), or, on PostgreSQL, the copy
+    breaks the unique constraint on `_dlt_id` (`campaigns`, `_dlt_pipeline_state`) and every
+    later run fails on it. So, for each table with such a job, the package's rows
+    (`_dlt_load_id`) are deleted from where its jobs load, and all its jobs of the package run
+    again. A lake needs none of this: it upserts.
+
+    Returns:
+        The tables whose jobs are redone, per package.
+    """
+    packages = pipeline._get_load_storage().normalized_packages
+    redone: dict[str, list[str]] = {}
+    for load_id in packages.list_packages():
+        recorded = set(packages.list_pending_transitions(load_id))
+        started = [
+            ParsedLoadJobFileName.parse(os.path.basename(path))
+            for path in packages.list_started_jobs(load_id)
+        ]
+        # Jobs dlt recorded as done are not run again; merges (`sql`) are safe to run again.
+        tables = sorted(
+            {
+                j.table_name
+                for j in started
+                if j.file_format != "sql" and j.file_name() not in recorded
+            }
+        )
+        if not tables:
+            continue
+        client = pipeline._get_destination_clients(packages.load_schema(load_id))[0]
+        if not isinstance(client, SqlJobClientBase):
+            continue
+        try:
+            with client:
+                for table in tables:
+                    _delete_rows_of_load(client, table, load_id)
+        except Exception as exc:  # the destination is down: the package waits for the next run
+            raise PipelineStepFailed(pipeline, "load", load_id, exc) from exc
+        for state, job in packages.list_all_jobs_with_states(load_id):
+            if job.table_name not in tables or job.file_format == "sql":
+                continue
+            packages.clear_pending_transition(load_id, job.file_name())
+            if state == "completed_jobs":
+                packages.storage.atomic_rename(
+                    packages.get_job_file_path(load_id, state, job.file_name()),
+                    packages.get_job_file_path(load_id, "new_jobs", job.file_name()),
+                )
+        redone[load_id] = tables
+        logger.warning(
+            "a run was killed while loading package %s: loading %s again from its start",
+            load_id,
+            ", ".join(tables),
+        )
+    return redone
+
+
+def _delete_rows_of_load(client: SqlJobClientBase, table: str, load_id: str) -> None:
+    """Delete what package `load_id` loaded into `table` (its staging table, for a merge)."""
+    sql_client = client.sql_client
+    staging = isinstance(client, WithStagingDataset) and client.should_load_data_to_staging_dataset(
+        table
+    )
+    with sql_client.with_staging_dataset() if staging else nullcontext():
+        name = sql_client.make_qualified_table_name(table)
+        column = sql_client.escape_column_name(C_DLT_LOAD_ID)
+        try:
+            sql_client.execute_sql(f"DELETE FROM {name} WHERE {column} = %s", load_id)
+        except DatabaseUndefinedRelation:
+            pass  # never created: nothing of this load is in it
 
 
 def known_error(exc: BaseException, pipeline: dlt.Pipeline) -> BrazeSendsError | None:

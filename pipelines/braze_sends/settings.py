@@ -20,6 +20,12 @@ BRAZE_REQUESTS_PER_HOUR = 250_000
 DEFAULT_REQUESTS_PER_HOUR = 200_000
 DEFAULT_WORKERS = 8
 
+# Pairs pulled and loaded per dlt load: memory stays bounded however many are due, and a run
+# killed halfway keeps the chunks it completed.
+DEFAULT_CHUNK_PAIRS = 2500
+# DuckDB settings for the embedded default (override: [destination.duckdb.credentials.global_config]).
+DUCKDB_DEFAULTS = {"memory_limit": "128MB", "threads": 1}
+
 # Tables of the data contract (dataset `braze`).
 VARIATION_TABLE = "send_variation_daily"
 DAILY_TABLE = "send_daily"
