@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start no new request after this many seconds",
     )
     run.add_argument("--chunk-pairs", type=int, metavar="N",
-                     help="pairs per load (config: chunk_pairs; default 2500; 0: one load): bounds "
+                     help="pairs per load (config: chunk_pairs; default 1000; 0: one load): bounds "
                      "memory, and a killed run keeps the chunks it completed")  # fmt: skip
     run.add_argument("--timezone", help="the workspace's time zone (config: timezone, default UTC)")
     run.add_argument("--item-format", choices=("arrow", "rows"), help=argparse.SUPPRESS)

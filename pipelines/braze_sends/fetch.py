@@ -68,7 +68,7 @@ class Puller:
     ) -> None:
         self.client, self.jobs, self.clock, self.deadline = client, list(jobs), clock, deadline
         self.stop = threading.Event()  # set by an error that concerns every pair
-        self._slots = threading.Semaphore(ahead or max(4 * workers, 64))
+        self._slots = threading.Semaphore(ahead or max(4 * workers, 256))
         self._results: queue.Queue[PullResult] = queue.Queue()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="braze-pull")
         self._submitted = 0

@@ -22,7 +22,7 @@ DEFAULT_WORKERS = 8
 
 # Pairs pulled and loaded per dlt load: memory stays bounded however many are due, and a run
 # killed halfway keeps the chunks it completed.
-DEFAULT_CHUNK_PAIRS = 2500
+DEFAULT_CHUNK_PAIRS = 1000
 # DuckDB settings for the embedded default (override: [destination.duckdb.credentials.global_config]).
 DUCKDB_DEFAULTS = {"memory_limit": "128MB", "threads": 1}
 
