@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import dlt
 import pytest
 
-from braze_sends import SendPair
+from braze_sends import SendPair, runner
 from braze_sends.sandbox import CHANNELS, Catalog, Faults, RateLimit
+from braze_sends.settings import DUCKDB_DEFAULTS
 from tests.conftest import NOW
 
 DLT_COLUMNS = {"_dlt_load_id", "_dlt_id"}
@@ -242,3 +244,54 @@ def test_arrow_and_row_paths_load_identical_tables(tmp_path, sandbox, catalog, s
     for table in ("send_variation_daily", "send_daily", "sends"):
         assert results[("arrow", table)] == results[("rows", table)], table
     assert len(results[("arrow", "send_variation_daily")][1]) > 1000
+
+
+def test_a_workspace_with_hundreds_of_metric_columns_loads_and_refreshes(loader, catalog, sandbox):
+    """Braze names a column per carousel slide and button: committing a merge into a table that
+    wide needs more than the default DuckDB cap (this test failed at a fixed 128 MB), so the cap
+    follows the widest table, and both the first load and a refresh go through."""
+    campaign = next(iter(catalog.campaigns))
+    extra = [f"carousel_slide_{i}_item_{i % 7}_click" for i in range(400)]
+    pairs = []
+    for n in range(40):
+        sent_at = NOW - timedelta(days=12, minutes=n)
+        catalog.add_send(
+            campaign_id=campaign,
+            send_id=f"wide_{n}",
+            sent_at=sent_at,
+            channels=["ios_push", "android_push", "email", "sms"],
+            extra_metrics=extra,
+        )
+        pairs.append(SendPair(campaign, f"wide_{n}", sent_at))
+    first = loader.run(pairs=pairs, campaigns=False)
+    assert first.failed == 0
+    sandbox.clock.set(NOW + timedelta(hours=6))  # restated numbers: the refresh merges over rows
+    second = loader.run(now=sandbox.clock.now(), campaigns=False)
+    assert second.failed == 0 and second.summary["pulled"] == 40
+    assert set(extra) <= set(columns(loader, "send_variation_daily"))
+    today = sandbox.clock.now()
+    series = catalog.series(campaign, "wide_2", length=16, ending_at_date=today.date(), as_of=today)
+    expected = sum(
+        v.get(extra[-1], 0) for day in series for vs in day["messages"].values() for v in vs
+    )
+    stored = loader.sql(
+        f"SELECT sum({extra[-1]}) FROM braze.send_variation_daily WHERE send_id = 'wide_2'"
+    )
+    assert stored[0][0] == expected and expected > 0
+
+
+def test_duckdb_settings_from_the_users_config_are_left_as_they_are(loader, catalog):
+    pairs = [SendPair(c, s, at) for c, s, at in sent_pairs(catalog)[:5]]
+    pipeline = loader.pipeline()
+    loader.run(pipeline, pairs=pairs)
+    mine = {"memory_limit": "300MB", "threads": 2}
+    dlt.secrets[runner.DUCKDB_SETTING] = mine
+    try:
+        runner.size_duckdb(loader.pipeline())
+        assert dict(dlt.secrets[runner.DUCKDB_SETTING]) == mine
+    finally:
+        runner._set_duckdb(dict(DUCKDB_DEFAULTS))
+    runner.size_duckdb(pipeline)  # ours again: sized from the table, at least the default
+    ours = dict(dlt.secrets[runner.DUCKDB_SETTING])
+    assert ours["threads"] == DUCKDB_DEFAULTS["threads"]
+    assert int(ours["memory_limit"].removesuffix("MB")) >= 128

@@ -19,6 +19,7 @@ import ctypes
 import fcntl
 import gc
 import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -45,7 +46,13 @@ from braze_sends.capture import RunSession
 from braze_sends.destinations import missing_dependency_error, prepare_source, resolve_target
 from braze_sends.errors import BrazeSendsError, ConfigurationError, RunLockedError
 from braze_sends.lifecycle import SendRecord
-from braze_sends.settings import DEFAULT_CHUNK_PAIRS, DUCKDB_DEFAULTS, PIPELINE_NAME
+from braze_sends.settings import (
+    DEFAULT_CHUNK_PAIRS,
+    DUCKDB_DEFAULTS,
+    DUCKDB_MB_PER_COLUMN,
+    DUCKDB_MIN_MB,
+    PIPELINE_NAME,
+)
 from braze_sends.views import refresh_views
 
 logger = logging.getLogger(__name__)
@@ -89,8 +96,8 @@ def make_pipeline(
     # DuckDB would take 80% of RAM and every core for a merge; a bounded buffer pool (it spills
     # to disk beyond it) and one thread were both leaner and faster here. Config overrides it.
     # (dlt keeps anything under `credentials` with its secrets, so the default goes there.)
-    if dlt.secrets.get(DUCKDB_SETTING) is None and dlt.config.get(DUCKDB_SETTING) is None:
-        dlt.secrets[DUCKDB_SETTING] = dict(DUCKDB_DEFAULTS)
+    if not _duckdb_configured_by_user():
+        _set_duckdb(dict(DUCKDB_DEFAULTS))
     target = resolve_target(pipeline_name, destination, dataset_name)
     return dlt.pipeline(
         pipeline_name=pipeline_name,
@@ -100,6 +107,57 @@ def make_pipeline(
         export_schema_path=export_schema_path,
         progress="log" if os.environ.get("BRAZE_SENDS_DLT_PROGRESS") else None,
     )
+
+
+_OURS: dict[str, Any] = {}  # the DuckDB settings this process chose (not the user's)
+
+
+def _duckdb_configured_by_user() -> bool:
+    current = dlt.secrets.get(DUCKDB_SETTING) or dlt.config.get(DUCKDB_SETTING)
+    if current is None:
+        return False
+    try:
+        return dict(current) != _OURS
+    except (TypeError, ValueError):  # e.g. a JSON string from the environment: the user's
+        return True
+
+
+def _set_duckdb(settings: dict[str, Any]) -> None:
+    _OURS.clear()
+    _OURS.update(settings)
+    dlt.secrets[DUCKDB_SETTING] = dict(settings)
+
+
+def size_duckdb(pipeline: dlt.Pipeline) -> None:
+    """Give DuckDB's buffer pool room to commit a merge into the widest table, before a load.
+
+    The default cap keeps a run small, but committing a merge pins buffers per column, and Braze
+    adds metric columns (one per carousel slide or button name): a fixed cap would fail every
+    load of a wide workspace. Settings from the user's config are left as they are.
+    """
+    destination = pipeline.destination
+    if destination is None or not destination.destination_type.endswith(".duckdb"):
+        return
+    if _duckdb_configured_by_user():
+        return
+    if pipeline.default_schema_name is None:
+        return
+    tables = pipeline.default_schema.data_tables()
+    widest = max((len(table.get("columns", {})) for table in tables), default=0)
+    megabytes = max(DUCKDB_MIN_MB, math.ceil(DUCKDB_MB_PER_COLUMN * widest))
+    settings = {**DUCKDB_DEFAULTS, "memory_limit": f"{megabytes}MB"}
+    if settings != _OURS:
+        logger.debug("DuckDB memory_limit %s MB for a %d-column table", megabytes, widest)
+        _set_duckdb(settings)
+
+
+def run_once(pipeline: dlt.Pipeline, data: Any) -> LoadInfo:
+    """`pipeline.run(data)`, with DuckDB sized for the tables between normalize and load."""
+    pipeline.run()  # what `run` does first: restore state from the destination (once), pending
+    pipeline.extract(data)
+    pipeline.normalize()
+    size_duckdb(pipeline)
+    return pipeline.load()
 
 
 @contextmanager
@@ -160,11 +218,11 @@ def run_pipeline(
                 # Remember the given pairs before the first pull: a run killed during its first
                 # chunk would otherwise forget them (scheduled runs often pass no sends file).
                 source = braze_sends(**{**source_args, "max_requests": 0})
-                info = pipeline.run(schema.pin(prepare_source(source, pipeline.destination)))
+                info = run_once(pipeline, schema.pin(prepare_source(source, pipeline.destination)))
                 registered = last_run(pipeline).get("registered", 0)
             while not session.finished:
                 source = braze_sends(**source_args, session=session, chunk_pairs=chunk_pairs)
-                info = pipeline.run(schema.pin(prepare_source(source, pipeline.destination)))
+                info = run_once(pipeline, schema.pin(prepare_source(source, pipeline.destination)))
                 release_memory()
         except Exception as exc:
             drop_abandoned_extracts(pipeline)  # what a failed extract wrote: nothing to load
@@ -223,6 +281,7 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
     drop_stale_extracted_copies(pipeline)
     redo_interrupted_jobs(pipeline)
     pipeline.normalize()
+    size_duckdb(pipeline)
     pipeline.load()
     return True
 

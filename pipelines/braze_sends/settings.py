@@ -25,6 +25,11 @@ DEFAULT_WORKERS = 8
 DEFAULT_CHUNK_PAIRS = 1000
 # DuckDB settings for the embedded default (override: [destination.duckdb.credentials.global_config]).
 DUCKDB_DEFAULTS = {"memory_limit": "128MB", "threads": 1}
+# Committing a merge into a wide table pins buffers per column: measured here, 205 columns failed
+# at 200 MB and passed at 256 MB, 355 failed at 420 MB and passed at 512 MB. So before each load
+# the cap becomes 1.5 MB per column of the widest table, never under the default's 128 MB.
+DUCKDB_MB_PER_COLUMN = 1.5
+DUCKDB_MIN_MB = 128
 
 # Tables of the data contract (dataset `braze`).
 VARIATION_TABLE = "send_variation_daily"
