@@ -132,7 +132,8 @@ def braze_sends(
             f"base_url {base_url!r} is not an http(s) URL; use your workspace's REST endpoint, "
             "e.g. https://rest.iad-01.braze.com"
         )
-    given = _pairs(pairs, sends_file, options)
+    # A run's later chunks: its first one registered the given pairs (no need to read them again).
+    given = [] if session is not None and session.planned else _pairs(pairs, sends_file, options)
     campaign_options = CampaignOptions(
         refresh_hours=campaigns_refresh_hours, workers=workers, enabled=campaigns
     )

@@ -211,45 +211,6 @@ class BrazeClient:
             reraise=True,
         )
 
-    def _get_object(
-        self, path: str, params: dict[str, str], who: dict[str, str], required: str
-    ) -> dict[str, Any]:
-        """One attempt at a JSON object answer carrying the key `required` (campaign endpoints)."""
-        self.limiter.acquire()
-        try:
-            response = self._session().get(
-                self.base_url + path, params=params, timeout=self.retry.timeout
-            )
-        except requests.Timeout as exc:
-            self.stats.count("timeout")
-            raise errors.TransportError(f"timed out ({type(exc).__name__})", **who) from None
-        except requests.RequestException as exc:
-            self.stats.count("connection")
-            detail = errors.redact(f"{type(exc).__name__}: {_short(str(exc))}", self._api_key)
-            raise errors.TransportError(detail, **who) from None
-        self.stats.count(response.status_code)
-        logger.debug(
-            "%s %s: HTTP %d in %.3f s",
-            path,
-            who.get("campaign_id") or params.get("page", ""),
-            response.status_code,
-            response.elapsed.total_seconds(),
-        )
-        self.limiter.observe(RateLimitHeaders.parse(response.headers))
-        if response.status_code != 200:
-            raise self._error_for(response, who)
-        try:
-            body = response.json()
-        except ValueError:
-            raise errors.UnexpectedResponseError(
-                f"200 whose body is not JSON: {self._snippet(response)}", status=200, **who
-            ) from None
-        if not isinstance(body, dict) or required not in body:
-            raise errors.UnexpectedResponseError(
-                f"200 without `{required}`: {self._snippet(response)}", status=200, **who
-            )
-        return body
-
     # -- one attempt ------------------------------------------------------------------------
 
     def _session(self) -> requests.Session:
@@ -267,7 +228,30 @@ class BrazeClient:
         return session
 
     def _get(self, path: str, params: dict[str, str], pair: tuple[str, str]) -> dict[str, Any]:
+        """One attempt at `/sends/data_series`: a JSON object whose `data` is a list."""
         who = {"campaign_id": pair[0], "send_id": pair[1]}
+        response = self._attempt(path, params, who)
+        body = self._json(response, who)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise errors.UnexpectedResponseError(
+                f"200 without a `data` list: {self._snippet(response)}", status=200, **who
+            )
+        return body
+
+    def _get_object(
+        self, path: str, params: dict[str, str], who: dict[str, str], required: str
+    ) -> dict[str, Any]:
+        """One attempt at a JSON object answer carrying the key `required` (campaign endpoints)."""
+        response = self._attempt(path, params, who)
+        body = self._json(response, who)
+        if not isinstance(body, dict) or required not in body:
+            raise errors.UnexpectedResponseError(
+                f"200 without `{required}`: {self._snippet(response)}", status=200, **who
+            )
+        return body
+
+    def _attempt(self, path: str, params: dict[str, str], who: dict[str, str]) -> requests.Response:
+        """One paced GET: its `200` response, or the typed error of its failure."""
         self.limiter.acquire()
         try:
             response = self._session().get(
@@ -282,30 +266,24 @@ class BrazeClient:
             raise errors.TransportError(detail, **who) from None
         self.stats.count(response.status_code)
         logger.debug(
-            "%s %s/%s length=%s: HTTP %d in %.3f s",
+            "%s %s: HTTP %d in %.3f s",
             path,
-            *pair,
-            params["length"],
+            params,
             response.status_code,
             response.elapsed.total_seconds(),
         )
         self.limiter.observe(RateLimitHeaders.parse(response.headers))
-        if response.status_code == 200:
-            return self._parse_success(response, who)
-        raise self._error_for(response, who)
+        if response.status_code != 200:
+            raise self._error_for(response, who)
+        return response
 
-    def _parse_success(self, response: requests.Response, who: dict[str, str]) -> dict[str, Any]:
+    def _json(self, response: requests.Response, who: dict[str, str]) -> Any:
         try:
-            body = response.json()
+            return response.json()
         except ValueError:
             raise errors.UnexpectedResponseError(
                 f"200 whose body is not JSON: {self._snippet(response)}", status=200, **who
             ) from None
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise errors.UnexpectedResponseError(
-                f"200 without a `data` list: {self._snippet(response)}", status=200, **who
-            )
-        return body
 
     def _error_for(self, response: requests.Response, who: dict[str, str]) -> errors.BrazeAPIError:
         status = response.status_code

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dlt
 import duckdb
 
 from braze_sends import report
-from braze_sends.runner import make_pipeline, run_pipeline
-from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxServer
+from braze_sends.runner import RunResult, make_pipeline, run_pipeline
+from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxClock, SandboxServer
+from braze_sends.sends_file import SendPair
 from braze_sends.settings import DAILY_TABLE, DATASET_NAME, SENDS_TABLE, VARIATION_TABLE
 
 DEMO_PIPELINE = "braze_sends_demo"
@@ -34,6 +36,24 @@ FROM v JOIN d USING (campaign_id, send_id)
 ORDER BY v.sent DESC NULLS LAST, v.campaign_id, v.send_id
 LIMIT 5
 """
+
+
+def load_frozen(
+    pipeline: dlt.Pipeline, catalog: Catalog, now: datetime, **source_args: Any
+) -> RunResult:
+    """Load every pair of `catalog` sent by `now` from a sandbox whose clock stands at `now`: the
+    same data on every machine (the committed schema and data dictionary are made from it)."""
+    pairs = [SendPair(c, s, at) for c, s, at in catalog.pairs() if at <= now]
+    with SandboxServer(catalog, clock=SandboxClock(now, frozen=True)) as server:
+        return run_pipeline(
+            pipeline,
+            pairs=pairs,
+            api_key=DEMO_API_KEY,
+            base_url=server.url,
+            now=now,
+            timezone="UTC",
+            **source_args,
+        )
 
 
 def run_demo(*, db: str, pipelines_dir: str | None = None, seed: int = 7) -> str:

@@ -355,12 +355,11 @@ def _cell(text: str) -> str:
 
 def generate() -> str:
     """Load the reference workspace into a temporary DuckDB file and render its dictionary."""
-    from braze_sends.runner import make_pipeline, run_pipeline
-    from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxClock, SandboxServer
-    from braze_sends.sends_file import SendPair
+    from braze_sends.demo import load_frozen
+    from braze_sends.runner import make_pipeline
+    from braze_sends.sandbox import Catalog
 
     catalog = Catalog.demo(REFERENCE_NOW.date(), seed=REFERENCE_SEED)
-    pairs = [SendPair(c, s, at) for c, s, at in catalog.pairs() if at <= REFERENCE_NOW]
     with tempfile.TemporaryDirectory() as work:
         db = Path(work) / "reference.duckdb"
         pipeline = make_pipeline(
@@ -369,16 +368,7 @@ def generate() -> str:
             dataset_name=DATASET_NAME,
             pipelines_dir=str(Path(work) / "pipelines"),
         )
-        with SandboxServer(catalog, clock=SandboxClock(REFERENCE_NOW, frozen=True)) as server:
-            run_pipeline(
-                pipeline,
-                pairs=pairs,
-                api_key=DEMO_API_KEY,
-                base_url=server.url,
-                now=REFERENCE_NOW,
-                timezone="UTC",
-                requests_per_hour=BRAZE_REQUESTS_PER_HOUR,
-            )
+        load_frozen(pipeline, catalog, REFERENCE_NOW, requests_per_hour=BRAZE_REQUESTS_PER_HOUR)
         relations = table_relations(pipeline.default_schema)
         with duckdb.connect(str(db), read_only=True) as con:
             relations += view_relations(con, DATASET_NAME)

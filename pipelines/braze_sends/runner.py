@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 LOAD_ID_SETTING = "normalize.parquet_normalizer.add_dlt_load_id"
 DUCKDB_SETTING = "destination.duckdb.credentials.global_config"
+GIVEN_PAIRS = ("pairs", "sends_file")  # the source arguments that register pairs
 
 
 @dataclass
@@ -220,6 +221,7 @@ def run_pipeline(
                 source = braze_sends(**{**source_args, "max_requests": 0})
                 info = run_once(pipeline, schema.pin(prepare_source(source, pipeline.destination)))
                 registered = last_run(pipeline).get("registered", 0)
+                source_args = {k: v for k, v in source_args.items() if k not in GIVEN_PAIRS}
             while not session.finished:
                 source = braze_sends(**source_args, session=session, chunk_pairs=chunk_pairs)
                 info = run_once(pipeline, schema.pin(prepare_source(source, pipeline.destination)))

@@ -149,9 +149,9 @@ def export_yaml() -> str:
     """The schema dlt exports after loading the sandbox's canonical data into DuckDB."""
     import dlt
 
-    from braze_sends.runner import make_pipeline, run_pipeline
-    from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxClock, SandboxServer
-    from braze_sends.sends_file import SendPair
+    from braze_sends.demo import load_frozen
+    from braze_sends.runner import make_pipeline
+    from braze_sends.sandbox import Catalog
 
     catalog = Catalog.generate(
         CANONICAL_SEED,
@@ -160,9 +160,6 @@ def export_yaml() -> str:
         sends=40,
         campaigns=8,
     )
-    pairs = [
-        SendPair(c, s, sent_at) for c, s, sent_at in catalog.pairs() if sent_at <= CANONICAL_NOW
-    ]
     with tempfile.TemporaryDirectory() as work:
         export = Path(work) / "export"
         pipeline = make_pipeline(
@@ -171,16 +168,8 @@ def export_yaml() -> str:
             pipelines_dir=str(Path(work) / "pipelines"),
             export_schema_path=str(export),
         )
-        with SandboxServer(catalog, clock=SandboxClock(CANONICAL_NOW, frozen=True)) as server:
-            run_pipeline(
-                pipeline,
-                pairs=pairs,
-                api_key=DEMO_API_KEY,
-                base_url=server.url,
-                now=CANONICAL_NOW,
-                timezone="UTC",
-                workers=1,  # one order of responses, so one order of columns
-            )
+        # one worker: one order of responses, so one order of columns
+        load_frozen(pipeline, catalog, CANONICAL_NOW, workers=1)
         return (export / SCHEMA_FILE).read_text()
 
 
