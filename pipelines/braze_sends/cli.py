@@ -179,9 +179,10 @@ def _add_pipeline_options(command: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from braze_sends import report
+    from braze_sends import memory, report
     from braze_sends.runner import run_pipeline
 
+    memory.bound_allocators()  # before the pull threads start
     pipeline = _pipeline(args)
     options = {
         "sends_file": args.sends,
@@ -273,8 +274,9 @@ def _views(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from braze_sends import demo
+    from braze_sends import demo, memory
 
+    memory.bound_allocators()
     print(demo.run_demo(db=args.db, pipelines_dir=args.pipelines_dir, seed=args.seed))
     return EXIT_OK
 

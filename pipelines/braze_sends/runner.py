@@ -15,9 +15,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
-import gc
 import logging
 import math
 import os
@@ -28,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-import pyarrow as pa
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.client import WithStagingDataset
 from dlt.common.exceptions import MissingDependencyException
@@ -41,7 +38,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from braze_sends import braze_sends, registry, schema
+from braze_sends import braze_sends, memory, registry, schema
 from braze_sends.capture import RunSession
 from braze_sends.destinations import missing_dependency_error, prepare_source, resolve_target
 from braze_sends.errors import BrazeSendsError, ConfigurationError, RunLockedError
@@ -225,7 +222,7 @@ def run_pipeline(
             while not session.finished:
                 source = braze_sends(**source_args, session=session, chunk_pairs=chunk_pairs)
                 info = run_once(pipeline, schema.pin(prepare_source(source, pipeline.destination)))
-                release_memory()
+                memory.release()
         except Exception as exc:
             drop_abandoned_extracts(pipeline)  # what a failed extract wrote: nothing to load
             known = known_error(exc, pipeline)
@@ -239,17 +236,6 @@ def run_pipeline(
     summary = last_run(pipeline)
     summary["registered"] = summary.get("registered", 0) + registered
     return RunResult(summary=summary, load_info=info, pending_loaded=pending)
-
-
-def release_memory() -> None:
-    """Hand memory freed by a chunk back to the OS, so chunks don't pile up high-water marks
-    (Python's and Arrow's allocators, and glibc's heap under DuckDB, keep freed memory)."""
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def last_run(pipeline: dlt.Pipeline) -> dict[str, Any]:
