@@ -64,6 +64,19 @@ def test_low_remaining_stretches_the_spacing_until_the_reset():
     assert limiter._stretched_interval == pytest.approx(0.72)
 
 
+def test_requests_in_flight_are_taken_off_the_remaining_count():
+    limiter, clock = fake_limiter(3600 * 100)
+    for _ in range(5):
+        limiter.acquire()
+    limiter.done()  # one answered: four still in flight, perhaps not yet counted by the server
+    limiter.observe(RateLimitHeaders(remaining=10, reset_at=clock.now + 20))
+    assert limiter._stretched_interval == pytest.approx(20 / 6)
+    for _ in range(6):
+        limiter.acquire()  # ten in flight: the ten remaining are spoken for
+    limiter.observe(RateLimitHeaders(remaining=10, reset_at=clock.now + 20))
+    assert limiter._paused_until == pytest.approx(clock.now + 20)
+
+
 def test_remaining_zero_pauses_everyone_until_the_reset():
     limiter, clock = fake_limiter(3600 * 100)
     limiter.observe(RateLimitHeaders(remaining=0, reset_at=clock.now + 30))

@@ -264,6 +264,8 @@ class BrazeClient:
             self.stats.count("connection")
             detail = errors.redact(f"{type(exc).__name__}: {_short(str(exc))}", self._api_key)
             raise errors.TransportError(detail, **who) from None
+        finally:
+            self.limiter.done()  # before `observe`: the count it reads includes this request
         self.stats.count(response.status_code)
         logger.debug(
             "%s %s: HTTP %d in %.3f s",

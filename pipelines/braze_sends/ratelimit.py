@@ -5,7 +5,9 @@ Braze gives a workspace one pool for `/sends/data_series` and its sibling export
 
 - spaces requests evenly at `requests_per_hour` instead of bursting,
 - reads `x-ratelimit-remaining` / `x-ratelimit-reset` and stretches the spacing so the remaining
-  requests last until the reset (other tools drain the same pool),
+  requests last until the reset (other tools drain the same pool); the requests this pipeline
+  still has in flight are taken off the count first, since the server may not have counted them
+  yet (with dozens of workers, a count read as is let a burst overrun the window's end),
 - on a 429 pauses *every* worker until the reset, not each on its own.
 
 Clock and sleep are injected so the policy is tested without waiting.
@@ -52,8 +54,8 @@ class RateLimiter:
 
     Args:
         requests_per_hour: the budget this pipeline may use.
-        reserve: requests kept back from the server's remaining count (requests other workers
-            already have in flight).
+        reserve: requests kept back from the server's remaining count, besides those in
+            flight (see `done`).
         clock: monotonic seconds; wall: UTC epoch seconds; sleep: blocks for seconds.
     """
 
@@ -79,6 +81,7 @@ class RateLimiter:
         self._stretched_interval = 0.0
         self._window_reset: float | None = None
         self._window_remaining: int | None = None
+        self._in_flight = 0  # acquired, not yet `done`
         self.waited = 0.0
         self.pauses = 0
 
@@ -99,7 +102,13 @@ class RateLimiter:
                 # A 429 seen while we slept moves everybody behind the reset.
                 if self._paused_until <= pause_seen or self._paused_until <= self._clock():
                     self.waited += waited
+                    self._in_flight += 1
                     return waited
+
+    def done(self) -> None:
+        """The request of an `acquire` got its answer (or failed): no longer in flight."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
 
     def observe(self, headers: RateLimitHeaders) -> None:
         """Follow the server's count: spread what remains of the pool until its reset."""
@@ -112,7 +121,7 @@ class RateLimiter:
             else:  # responses arrive out of order: the lowest count is the latest
                 self._window_remaining = min(self._window_remaining or 0, headers.remaining)
             seconds_left = headers.reset_at - self._wall()
-            usable = self._window_remaining - self.reserve
+            usable = self._window_remaining - self.reserve - self._in_flight
             if seconds_left <= 0:
                 self._stretched_interval = 0.0
             elif usable <= 0:
