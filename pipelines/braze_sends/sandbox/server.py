@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _HTTPServer
     responded = False  # whether the status line of an answer went out
+    count: Callable[[int | str], None] | None = None  # counts the request in the stats, once
 
     def version_string(self) -> str:
         return self.server_version
@@ -258,7 +259,7 @@ class SandboxServer:
     # ---- request handling ----------------------------------------------------------------
 
     def _dispatch(self, handler: _Handler, method: str) -> None:
-        handler.responded = False
+        handler.responded, handler.count = False, None
         try:
             self._route(handler, method)
         except (BrokenPipeError, ConnectionResetError):
@@ -269,8 +270,9 @@ class SandboxServer:
                 "the sandbox failed to answer %s %s", method, urlsplit(handler.path).path
             )
             handler.close_connection = True
-            self.stats.record(time.time(), urlsplit(handler.path).path, {}, 500, None)
             if not handler.responded:
+                handler.count = None
+                self.stats.record(time.time(), urlsplit(handler.path).path, {}, 500, None)
                 body = json.dumps({"message": "Internal Server Error"}).encode()
                 self._write(handler, 500, body, JSON, {}, method=method)
 
@@ -284,12 +286,21 @@ class SandboxServer:
             self._write(handler, status, json.dumps(payload).encode(), JSON, {}, method=method)
             return
         params = {k: v[0] for k, v in query.items() if k.lower() != "api_key"}
-        status = self._api(handler, method, url.path, query)
         campaign_id, send_id = params.get("campaign_id"), params.get("send_id")
         pair = (campaign_id, send_id) if url.path == DATA_SERIES_PATH else None
-        self.stats.record(
-            time.time(), url.path, params, status, pair if campaign_id and send_id else None
-        )
+
+        def count(status: int | str) -> None:
+            self.stats.record(
+                time.time(), url.path, params, status, pair if campaign_id and send_id else None
+            )
+
+        # Counted as the answer goes out, not after: a client that has its answer finds it
+        # counted (tests read the stats right after a request).
+        handler.count = count
+        status = self._api(handler, method, url.path, query)
+        if handler.count is not None:  # nothing was written (a dropped connection)
+            handler.count(status)
+            handler.count = None
 
     def _api(self, handler: _Handler, method: str, path: str, query: dict) -> int | str:
         """Answer a Braze API request; returns the status sent (or "drop")."""
@@ -362,6 +373,9 @@ class SandboxServer:
         cut: bool = False,
     ) -> None:
         handler.responded = True
+        count, handler.count = handler.count, None
+        if count is not None:
+            count("drop" if cut else status)
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(payload)))
