@@ -21,19 +21,18 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from braze_sends.sandbox.process import sandbox_process
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results.md"
@@ -123,58 +122,13 @@ def main() -> int:
 # -- the sandbox in its own process ----------------------------------------------------------
 
 
-@contextmanager
 def sandbox(folder: Path, pairs: int, *, rate_limit: bool):
-    folder.mkdir(parents=True)
-    port, sends = free_port(), folder / "sends.csv"
-    args = [
-        sys.executable,
-        "-m",
-        "braze_sends.cli",
-        "sandbox",
-        "--port",
-        str(port),
-        "--sends",
-        str(pairs),
-        "--campaigns",
-        str(max(pairs // 20, 5)),
-        "--days",
-        "13",
-        "--latency-ms",
-        LATENCY_MS,
-        "--write-sends",
-        str(sends),
-    ]
+    """The sandbox in its own process with the bench's latency (and budget, if `rate_limit`)."""
+    args = ["--latency-ms", LATENCY_MS]
     if rate_limit:
-        args += [
-            "--rate-limit",
-            str(int(RATE * WINDOW_SECONDS)),
-            "--rate-window",
-            str(WINDOW_SECONDS),
-        ]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if sends.exists() and requests.get(f"{url}/_sandbox/stats", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("the sandbox did not start")
-        time.sleep(0.2)
-    try:
-        yield url, sends
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        args += ["--rate-limit", str(int(RATE * WINDOW_SECONDS))]
+        args += ["--rate-window", str(WINDOW_SECONDS)]
+    return sandbox_process(folder, sends=pairs, campaigns=max(pairs // 20, 5), args=args)
 
 
 def reset_stats(url: str) -> None:

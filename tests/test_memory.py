@@ -8,8 +8,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 # Eight threads allocating at once, then glibc's own report of its arenas (on stderr).
 ARENAS = """
 import ctypes, sys, threading
@@ -51,7 +49,6 @@ def _arenas(stderr: str) -> int:
     return len(re.findall(r"^Arena \d+:", stderr, flags=re.MULTILINE))
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc arenas: Linux only")
 def test_threads_share_at_most_two_malloc_arenas() -> None:
     unbounded = _arenas(_python(ARENAS, "default").stderr)
     bounded = _arenas(_python(ARENAS, "bound").stderr)
@@ -59,7 +56,6 @@ def test_threads_share_at_most_two_malloc_arenas() -> None:
     assert bounded <= 2
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc arenas: Linux only")
 def test_a_users_arena_setting_is_left_as_it_is() -> None:
     assert _arenas(_python(ARENAS, "bound", MALLOC_ARENA_MAX="4").stderr) > 2
 

@@ -6,63 +6,20 @@ the CLI against a sandbox in its own process, as a user would, and checks every 
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-
 import duckdb
 import pytest
 
 from braze_sends.sandbox import DEMO_API_KEY
+from braze_sends.sandbox.process import sandbox_process as run_sandbox
 from tests.conftest import run_cli
 
 PAIRS = 10_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def sandbox_process(tmp_path):
-    port, sends = free_port(), tmp_path / "sends.csv"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "braze_sends.cli",
-            "sandbox",
-            "--port",
-            str(port),
-            "--sends",
-            str(PAIRS),
-            "--campaigns",
-            "500",
-            "--days",
-            "13",
-            "--write-sends",
-            str(sends),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not sends.exists() or not _listening(port):
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "sandbox did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", sends
-    process.terminate()
-    process.wait(timeout=10)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    with run_sandbox(tmp_path / "sandbox", sends=PAIRS, campaigns=500, timeout=60) as started:
+        yield started
 
 
 @pytest.mark.timeout(600)

@@ -2,13 +2,14 @@
 
 A run pulls on dozens of threads and loads chunk after chunk. With default allocators its peak
 memory crept up with the number of chunks although the Python heap did not grow (measured with
-tracemalloc: ~62 MB at every chunk of a 9,300-pair run): glibc gives each thread an arena of its
-own and keeps what is freed in them, and Arrow's jemalloc pool keeps freed pages too. So:
+tracemalloc: ~62 MB at every chunk of a 9,300-pair run): glibc spreads threads over up to 8
+malloc arenas per core and keeps what is freed in each, and Arrow's jemalloc pool keeps freed
+pages too. So:
 
 - `bound_allocators` (once, at the start of a process, before threads start): at most two glibc
   arenas, and Arrow on the system allocator. Process-wide, so the CLI calls it; code embedding the
-  pipeline in its own process may call it too. Measured (`make bench`-style CLI runs, 1,000 and
-  9,300 pairs): peak RSS 402 / 447 MB with the defaults, 356 / 383 MB bounded.
+  pipeline in its own process may call it too. Measured (the bench's CLI runs, 1,000 and 9,300
+  pairs): peak RSS 402 / 447 MB with the defaults, 335 / 405 MB bounded.
 - `release` (after each chunk's load): what a chunk freed goes back to the OS.
 
 Settings the user made through the environment (`MALLOC_ARENA_MAX`, `ARROW_DEFAULT_MEMORY_POOL`)
@@ -18,6 +19,7 @@ are left as they are. On other C libraries (musl, macOS) there is nothing to bou
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -55,6 +57,7 @@ def release() -> None:
         libc.malloc_trim(0)
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6")

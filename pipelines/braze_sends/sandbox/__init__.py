@@ -11,6 +11,7 @@ Braze cannot be reached from the demo, the tests or the benchmark, so this packa
 - ``ratelimit``: Braze's fixed-window budget and its ``x-ratelimit-*`` headers.
 - ``clock``: the controllable clock the data follows.
 - ``server``: the thin HTTP layer, its counters (``stats``) and ``/_sandbox/`` admin endpoints.
+- ``process``: the sandbox in a process of its own (the benchmark, the scale test).
 
 Example::
 
