@@ -196,6 +196,25 @@ def test_mangled_success_bodies_are_retried_then_reported(body, content_type, fr
     assert len(script.requests) == 3 and fragment in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        # orjson parses; what it refuses (integers past 64 bits) goes to requests' parser.
+        (
+            '{"data": [{"time": "2026-11-20", "name": "caf\u00e9 \u2713"}]}'.encode(),
+            [{"time": "2026-11-20", "name": "caf\u00e9 \u2713"}],
+        ),
+        (
+            b'{"data": [{"time": "2026-11-20", "sent": 36893488147419103232}]}',
+            [{"time": "2026-11-20", "sent": 36893488147419103232}],
+        ),
+    ],
+)
+def test_success_bodies_parse_as_the_standard_parser_reads_them(body, expected):
+    client, _, _ = client_for([(200, body)])
+    assert pull(client) == expected
+
+
 def test_html_error_page_from_a_proxy_is_named_as_such():
     page = (
         502,

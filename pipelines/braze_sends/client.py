@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import requests
 import requests.adapters
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
@@ -280,6 +281,10 @@ class BrazeClient:
         return response
 
     def _json(self, response: requests.Response, who: dict[str, str]) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            pass  # what orjson refuses and requests' parser may take (integers past 64 bits)
         try:
             return response.json()
         except ValueError:
