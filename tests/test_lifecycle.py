@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from braze_sends import lifecycle
+from braze_sends import lifecycle, registry
 from braze_sends.lifecycle import SendRecord
 
 UTC = ZoneInfo("UTC")
@@ -218,6 +219,34 @@ def test_state_round_trip_is_lossless_and_compact():
     data = rec.to_state()
     assert "failures" not in data and "last_error" not in data
     assert SendRecord.from_state("c", "s", data) == rec
+
+
+def test_registry_state_is_one_compressed_text_that_reads_back_every_record():
+    records = {}
+    for i in range(10_000):
+        rec = lifecycle.register(f"campaign-{i // 20:04d}", f"send-{i:05d}", now=T0, sent_at=T0,
+                                 tz=UTC)  # fmt: skip
+        rec = respond(rec, {date(2026, 11, 20) - timedelta(days=d): 3 for d in range(5)}, T0)
+        records[rec.record.key] = rec.record
+    state: dict = {}
+    registry.save_records(state, records.values())
+    assert list(state) == [registry.STATE_KEY] and isinstance(state[registry.STATE_KEY], str)
+    assert registry.load_records(state) == records
+    plain = len(json.dumps({k[1]: r.to_state() for k, r in records.items()}))
+    # dlt holds ~17x the state's size in memory at each step of every load: keep it small.
+    assert len(state[registry.STATE_KEY]) < plain / 5
+
+
+def test_registry_reads_the_plain_layout_of_earlier_versions_and_replaces_it():
+    old = respond(lifecycle.register("c", "s1", now=T0, sent_at=T0, tz=UTC), {}, T0).record
+    new = lifecycle.register("c", "s2", now=T0, sent_at=T0, tz=UTC)
+    state = {"sends": {"c": {"s1": old.to_state()}}}
+    records = registry.load_records(state)
+    assert records == {("c", "s1"): old}
+    records[new.key] = new
+    registry.save_records(state, records.values())
+    assert "sends" not in state
+    assert registry.load_records(state) == {("c", "s1"): old, ("c", "s2"): new}
 
 
 @settings(max_examples=200, deadline=None)

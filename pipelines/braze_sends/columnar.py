@@ -61,25 +61,23 @@ class BatchTables:
 
     def activity(self) -> dict[int, dict[date, float]]:
         """Per response, the sum of every numeric metric per day (as `flatten.day_activity`)."""
-        out: dict[int, dict[date, float]] = defaultdict(dict)
+        parts = []
         for table in (self.daily, self.variation):
-            numeric = [n for n in table.column_names if self.kinds.get(n) in _NUMERIC]
-            total = pa.array([0.0] * table.num_rows, pa.float64())
-            for name in numeric:
-                column = pc.fill_null(pc.abs(table[name].cast(pa.float64())), 0.0)
-                total = pc.add(total, column)
-            grouped = (
-                pa.table({PAIR: table[PAIR], "date": table["date"], "total": total})
-                .group_by([PAIR, "date"])
-                .aggregate([("total", "sum")])
-            )
-            for pair, day, value in zip(
-                grouped[PAIR].to_pylist(),
-                grouped["date"].to_pylist(),
-                grouped["total_sum"].to_pylist(),
-                strict=True,
-            ):
-                out[pair][day] = out[pair].get(day, 0.0) + value
+            total = pa.nulls(table.num_rows, pa.float64()).fill_null(0.0)
+            for name in table.column_names:
+                if self.kinds.get(name) in _NUMERIC:
+                    column = pc.fill_null(pc.abs(table[name].cast(pa.float64())), 0.0)
+                    total = pc.add(total, column)
+            parts.append(pa.table({PAIR: table[PAIR], "date": table["date"], "total": total}))
+        grouped = pa.concat_tables(parts).group_by([PAIR, "date"]).aggregate([("total", "sum")])
+        out: dict[int, dict[date, float]] = defaultdict(dict)
+        for pair, day, value in zip(
+            grouped[PAIR].to_pylist(),
+            grouped["date"].to_pylist(),
+            grouped["total_sum"].to_pylist(),
+            strict=True,
+        ):
+            out[pair][day] = value
         return out
 
     def pairs_with_values(self, table: str, column: str) -> set[int]:
@@ -139,6 +137,7 @@ def flatten_batch(responses: Sequence[Response]) -> BatchTables:
     day_pair: list[int] = []
     day_objects: list[dict[str, Any]] = []
     groups: dict[str, _ChannelRows] = {}
+    parsed: dict[str, date] = {}  # a batch's days share a few `time` strings
     for index, response in enumerate(responses):
         seen_days: set[date] = set()
         for day in response.data:
@@ -147,15 +146,19 @@ def flatten_batch(responses: Sequence[Response]) -> BatchTables:
             time = day.get("time")
             if type(time) is not str:
                 raise ValueError("a day without a `time` date")
-            day_date = date.fromisoformat(time[:10])
+            day_date = parsed.get(time)
+            if day_date is None:
+                day_date = parsed[time] = date.fromisoformat(time[:10])
             if day_date in seen_days:
                 raise ValueError("a repeated day")  # the reference keeps the last one
             seen_days.add(day_date)
             day_row = len(days)
             days.append(day_date)
             day_pair.append(index)
-            day_objects.append({k: v for k, v in day.items() if k not in _DAY_STRUCTURE})
-            messages = day.get("messages")
+            metrics = dict(day)  # the day's own metrics: all but its structure
+            del metrics["time"]
+            messages = metrics.pop("messages", None)
+            day_objects.append(metrics)
             if messages is None:
                 continue
             if type(messages) is not dict:
@@ -168,7 +171,9 @@ def flatten_batch(responses: Sequence[Response]) -> BatchTables:
                 group = groups.get(channel)
                 if group is None:
                     group = groups[channel] = _ChannelRows()
-                group.add(day_row, variations)
+                group.list_days.append(day_row)
+                group.list_lengths.append(len(variations))
+                group.objects += variations  # Arrow refuses anything that is not an object
 
     kinds: dict[str, MetricKind] = {}
     day_index = pa.array(range(len(days)), pa.int64())
@@ -177,9 +182,9 @@ def flatten_batch(responses: Sequence[Response]) -> BatchTables:
     parts = []
     for channel, group in groups.items():
         inferred = pa.Table.from_struct_array(pa.array(group.objects))
-        names, api_ids = group.identity(inferred)
+        rows, positions = group.day_rows_and_positions()
+        names, api_ids = group.identity(inferred, rows, positions)
         metrics = _typed(inferred, kinds, _VARIATION_IDENTITY)
-        rows = pa.array(group.day_rows, pa.int64())
         table = _with_identity(
             metrics, rows, responses, days, day_pair, channel=channel, names=names, api_ids=api_ids
         )
@@ -189,32 +194,35 @@ def flatten_batch(responses: Sequence[Response]) -> BatchTables:
 
 
 class _ChannelRows:
-    """One channel's variation objects of a batch, with the day row and list position of each."""
+    """One channel's variation objects of a batch, and the day row and length of each list."""
 
-    __slots__ = ("day_rows", "objects", "positions")
+    __slots__ = ("list_days", "list_lengths", "objects")
 
     def __init__(self) -> None:
-        self.day_rows: list[int] = []
+        self.list_days: list[int] = []
+        self.list_lengths: list[int] = []
         self.objects: list[Any] = []
-        self.positions: list[int] = []
 
-    def add(self, day_row: int, variations: list[Any]) -> None:
-        count = len(variations)
-        self.day_rows.extend([day_row] * count)
-        self.objects.extend(variations)  # Arrow refuses anything that is not an object
-        self.positions.extend(range(count))
+    def day_rows_and_positions(self) -> tuple[pa.Array, pa.Array]:
+        """Per object, its day row and its position in its list."""
+        offsets = pc.cumulative_sum(pa.array([0, *self.list_lengths], pa.int32()))
+        lists = pa.ListArray.from_arrays(offsets, pa.nulls(len(self.objects), pa.int8()))
+        parent = pc.list_parent_indices(lists)  # per object, the index of its list
+        starts = pc.take(offsets, parent).cast(pa.int64())
+        positions = pc.subtract(pa.array(range(len(self.objects)), pa.int64()), starts)
+        return pc.take(pa.array(self.list_days, pa.int64()), parent), positions
 
-    def identity(self, inferred: pa.Table) -> tuple[pa.Array, pa.Array]:
+    def identity(
+        self, inferred: pa.Table, day_rows: pa.Array, positions: pa.Array
+    ) -> tuple[pa.Array, pa.Array]:
         """`variation_name` (falling back to `variation_api_id`, then `variation_<position>`)
         and `variation_api_id`, as the reference builds them."""
         n = len(self.objects)
         name = _text_column(inferred, "variation_name", n)
         api_id = _text_column(inferred, "variation_api_id", n)
-        position = pc.binary_join_element_wise(
-            "variation_", pa.array(self.positions, pa.int64()).cast(pa.string()), ""
-        )
+        position = pc.binary_join_element_wise("variation_", positions.cast(pa.string()), "")
         name = pc.coalesce(_blank_to_null(name), _blank_to_null(api_id), position)
-        keys = pa.table({"day": pa.array(self.day_rows, pa.int64()), "name": name})
+        keys = pa.table({"day": day_rows, "name": name})
         if keys.group_by(["day", "name"]).aggregate([]).num_rows != n:
             raise ValueError("two variations of a channel share a name")  # reference renames
         return name, api_id
