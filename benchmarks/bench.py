@@ -8,7 +8,8 @@ that is also written to `benchmarks/results.md`:
    floor (requests / budget), for our pipeline (the real CLI).
 2. Flatten + load on its own: pre-fetched responses through the columnar path into DuckDB (merge),
    rows/s, median of 3; the reference dict-row path beside it.
-3. Peak RSS of the CLI at 1,000 pairs (median of 3 runs) and at N pairs.
+3. Peak RSS of the CLI at 1,000 pairs (median of 3 runs) and at N pairs, both into a new
+   warehouse; and of a run adding 1,000 new pairs to the N-pair warehouse (a scheduled run).
 4. Baselines on a scaled-down workload: a plain sequential loop (requests + dlt dict rows) and
    dlt's own `rest_api` source for the same endpoint; pairs/s and their ratio to ours.
 
@@ -53,13 +54,19 @@ def main() -> int:
         print(
             f"workload: {PAIRS:,} pairs x 14 days, latency {LATENCY_MS} ms, budget {RATE:g} req/s"
         )
-        with sandbox(work / "sandbox", PAIRS, rate_limit=True) as (url, sends):
+        with sandbox(work / "sandbox", PAIRS + 1000, rate_limit=True) as (url, all_sends):
             env["SOURCES__BRAZE__BASE_URL"] = url
+            sends = subset(all_sends, work / "sends.csv", PAIRS)
             ours = run_cli(work / "ours", sends, env)
             small = subset(sends, work / "sends_1000.csv", 1000)
             # Peak RSS varies by tens of MB from run to run: the small run is cheap, take 3.
             small_runs = [run_cli(work / f"ours_1000_{i}", small, env) for i in range(3)]
             small_rss = statistics.median(r["rss_mb"] for r in small_runs)
+            # What a scheduled run meets: 1,000 new pairs merged into the big run's warehouse (a
+            # budget of 1,000 requests: every stored pair is open, and due for a refresh too).
+            shutil.copytree(work / "ours", work / "ours_steady")
+            more = subset(all_sends, work / "sends_more.csv", 1000, skip=PAIRS)
+            steady = run_cli(work / "ours_steady", more, env, ["--max-requests", "1000"])
         rows += throughput_rows(ours)
         print("flatten + load on its own...", flush=True)
         speed = flatten_and_load(work / "flatten")
@@ -103,6 +110,11 @@ def main() -> int:
                 f"peak RSS, {ours['pairs']:,} pairs",
                 f"{ours['rss_mb']:.0f} MB",
                 f"{ours['rss_mb'] / small_rss:.2f}x the 1,000-pair median (goal: flat)",
+            ),
+            (
+                f"peak RSS, a 1,000-request run adding pairs to the {ours['pairs']:,}",
+                f"{steady['rss_mb']:.0f} MB",
+                f"the {ours['pairs']:,}-pair run is {ours['rss_mb'] / steady['rss_mb']:.2f}x this",
             ),
         ]
         print(f"baselines on {BASELINE_PAIRS} pairs (same sandbox, latency, budget)...", flush=True)
@@ -152,18 +164,21 @@ def sandbox_stats(url: str) -> dict[str, Any]:
     return requests.get(f"{url}/_sandbox/stats", params={"recent": 0}, timeout=10).json()
 
 
-def subset(sends: Path, target: Path, count: int) -> Path:
-    lines = sends.read_text().splitlines()
-    target.write_text("\n".join(lines[: count + 1]) + "\n")
+def subset(sends: Path, target: Path, count: int, *, skip: int = 0) -> Path:
+    """The header and `count` pairs of a sends file, after the first `skip`."""
+    header, *lines = sends.read_text().splitlines()
+    target.write_text("\n".join([header, *lines[skip : skip + count]]) + "\n")
     return target
 
 
 # -- ours: the real CLI ----------------------------------------------------------------------
 
 
-def run_cli(home: Path, sends: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_cli(
+    home: Path, sends: Path, env: dict[str, str], extra: list[str] | None = None
+) -> dict[str, Any]:
     """`braze-sends run` as a user runs it: wall time, its own peak RSS, the sandbox's count."""
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)  # an existing home: its warehouse and state go on
     pairs = len(sends.read_text().splitlines()) - 1
     print(f"ours: {pairs:,} pairs...", flush=True)
     url = env["SOURCES__BRAZE__BASE_URL"]
@@ -178,6 +193,7 @@ def run_cli(home: Path, sends: Path, env: dict[str, str]) -> dict[str, Any]:
         str(int(RATE * 3600)),
         "--log-format",
         "json",
+        *(extra or []),
     ]
     samples: list[tuple[float, int]] = []
     started = time.monotonic()
