@@ -422,7 +422,7 @@ class CaptureRun:
         summary = self.summary
         summary.deferred = summary.due - summary.pulled - summary.failed
         changed = registry.touched(self.before, self.records)
-        registry.save_records(self.state, self.records.values())
+        registry.save_records(self.state, changed)
         rows = [registry.sends_row(r, self.tz) for r in changed]
         yield from sends_rows(rows, self.options.item_format)
         for name, buffer in self.buffers.items():

@@ -36,7 +36,6 @@ from braze_sends.tables import to_arrow
 
 PAIR = "_pair"  # row -> index of its response in the batch (dropped before loading)
 _NUMERIC: frozenset[str] = frozenset({"count", "amount", "number"})
-_DAY_STRUCTURE = frozenset({"time", "messages"})
 _VARIATION_IDENTITY = ("variation_name", "variation_api_id")
 _RESERVED = frozenset({"campaign_id", "send_id", "date", "channel", PULLED_AT, PAIR})
 
