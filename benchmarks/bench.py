@@ -10,7 +10,9 @@ that is also written to `benchmarks/results.md`:
    rows/s, median of 3; the reference dict-row path beside it.
 3. Peak RSS of the CLI at 1,000 pairs (median of 3 runs) and at N pairs, both into a new
    warehouse; and of a run adding 1,000 new pairs to the N-pair warehouse (a scheduled run).
-4. Baselines on a scaled-down workload: a plain sequential loop (requests + dlt dict rows) and
+4. A chunk's read and write of the registry with 100,000 finished sends in its history: kept
+   live, as before the archive, beside archived (`registry.py`).
+5. Baselines on a scaled-down workload: a plain sequential loop (requests + dlt dict rows) and
    dlt's own `rest_api` source for the same endpoint; pairs/s and their ratio to ours.
 
 Options (environment): BENCH_PAIRS (default 10000), BENCH_BASELINE_PAIRS (150), BENCH_RATE (50).
@@ -117,6 +119,15 @@ def main() -> int:
                 f"the {ours['pairs']:,}-pair run is {ours['rss_mb'] / steady['rss_mb']:.2f}x this",
             ),
         ]
+        history = timed_script(REGISTRY_HISTORY)
+        all_live = f"{history['all_s'] * 1000:,.0f} ms, {history['all_mb']:,.0f} MB"
+        rows.append(
+            (
+                f"registry per chunk, {HISTORY_DONE // 1000}k sends finished a month ago",
+                f"{history['archived_s'] * 1000:.0f} ms, {history['archived_mb']:.0f} MB",
+                f"not archived: {all_live} (read + write; heap peak)",
+            )
+        )
         print(f"baselines on {BASELINE_PAIRS} pairs (same sandbox, latency, budget)...", flush=True)
         with sandbox(work / "sandbox_small", BASELINE_PAIRS, rate_limit=True) as (url, sends):
             env["SOURCES__BRAZE__BASE_URL"] = url
@@ -370,6 +381,53 @@ print(json.dumps({{"columnar": measure(columnar, 3), "reference": measure(refere
                   "load_only": measure(load_only, 3), "one_copy": one_copy(),
                   "parse_orjson": statistics.median(parse(orjson.loads, bodies) for _ in range(3)),
                   "parse_json": statistics.median(parse(json.loads, bodies) for _ in range(3))}}))
+"""
+
+
+# -- the registry with history ---------------------------------------------------------------
+
+HISTORY_LIVE, HISTORY_DONE = 1_000, 100_000
+
+# What every chunk does with the registry (read it, write the changed records back), with a year
+# or so of finished sends in it: kept live (as before the archive) beside archived.
+REGISTRY_HISTORY = f"""
+import json, statistics, time, tracemalloc
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+from braze_sends import lifecycle, registry
+now, utc = datetime(2026, 11, 20, 15, tzinfo=timezone.utc), ZoneInfo("UTC")
+live = [lifecycle.register("c%d" % (i // 20), "live%d" % i, now=now, sent_at=now, tz=utc)
+        for i in range({HISTORY_LIVE})]
+done = [replace(lifecycle.register("c%d" % (i // 20), "s%d" % i, now=now, sent_at=now, tz=utc),
+                status="final", final_at=now - timedelta(days=40), requests=4,
+                loaded_from=date(2026, 9, 1), loaded_to=date(2026, 9, 14),
+                first_captured_at=now - timedelta(days=80), last_pulled_at=now - timedelta(days=40),
+                captured_days=tuple(date(2026, 9, 1) + timedelta(days=d) for d in range(14)))
+        for i in range({HISTORY_DONE})]
+states = {{"all": {{}}, "archived": {{}}}}
+registry.save_records(states["all"], [*done, *live])
+registry.save_records(states["archived"], [*done, *live], now=now)
+del done
+
+def chunk(state, archive):
+    records = registry.load_records(state)
+    registry.save_records(state, list(records.values())[:{HISTORY_LIVE}],
+                          now=now if archive else None)
+
+out = {{}}
+for name, state in states.items():
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        chunk(state, name == "archived")
+        times.append(time.perf_counter() - started)
+    tracemalloc.start()
+    chunk(state, name == "archived")
+    out[name + "_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    out[name + "_s"] = statistics.median(times)
+print(json.dumps(out))
 """
 
 

@@ -103,6 +103,13 @@ def test_bad_options_exit_2_with_a_clear_message_before_any_request(live, tmp_pa
     assert server.stats.total == 0
 
 
+def test_status_refuses_an_expired_alarm_past_the_archive_age(tmp_path):
+    done = run_cli("status", "--expired-alarm-days", "45", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--expired-alarm-days must be a number from 0 to 30" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_unreachable_base_url_exits_2_quickly(tmp_path):
     sends = tmp_path / "sends.csv"
     sends.write_text("campaign_id,send_id\n" + "".join(f"c{i},s{i}\n" for i in range(20)))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from braze_sends import lifecycle, registry
+from braze_sends import SendPair, lifecycle, registry
 from braze_sends.lifecycle import SendRecord
 
 UTC = ZoneInfo("UTC")
@@ -247,6 +248,68 @@ def test_registry_reads_the_plain_layout_of_earlier_versions_and_replaces_it():
     registry.save_records(state, records.values())
     assert "sends" not in state
     assert registry.load_records(state) == {("c", "s1"): old, ("c", "s2"): new}
+
+
+def finished(campaign_id, send_id, final_at, status="final"):
+    rec = lifecycle.register(campaign_id, send_id, now=T0, sent_at=T0, tz=UTC)
+    return replace(
+        rec,
+        status=status,
+        final_at=final_at,
+        loaded_from=date(2026, 11, 20),
+        loaded_to=date(2026, 12, 3),
+        captured_days=(date(2026, 11, 20),) if status == "final" else (),
+        requests=4,
+    )
+
+
+def test_sends_finished_for_30_days_move_to_the_archive_and_stay_known():
+    now = T0 + timedelta(days=60)
+    old_final = finished("c1", "old_final", now - timedelta(days=31))
+    old_expired = finished("c2", "old_expired", now - timedelta(days=45), status="expired")
+    recent = finished("c1", "recent", now - timedelta(days=29))
+    live = lifecycle.register("c3", "live", now=now, sent_at=now, tz=UTC)
+    state: dict = {}
+    registry.save_records(state, [old_final, old_expired, recent, live])  # no `now`: kept
+    assert set(registry.load_records(state)) == {
+        ("c1", "old_final"), ("c2", "old_expired"), ("c1", "recent"), ("c3", "live")
+    }  # fmt: skip
+    moved = registry.save_records(state, [], now=now)
+    assert moved == {("c1", "old_final"), ("c2", "old_expired")}
+    assert registry.load_records(state) == {recent.key: recent, live.key: live}
+    assert registry.archived_pairs(state) == moved
+    assert registry.archived_campaigns(state) == {"c1", "c2"}
+    assert registry.archived_count(state) == 2
+    assert registry.archived_totals(state) == {
+        "final": 1, "expired": 1, "days_loaded": 28, "requests": 8
+    }  # fmt: skip
+    # Listed again (a sends file that keeps old pairs): known, not registered again.
+    records = registry.load_records(state)
+    pairs = [SendPair("c1", "old_final", T0), SendPair("c2", "old_expired", None),
+             SendPair("c4", "new", now)]  # fmt: skip
+    added = registry.register(records, pairs, now=now, tz=UTC, archived=moved)
+    assert added == 1 and set(records) == {recent.key, live.key, ("c4", "new")}
+    # Later saves keep the archive and add to it.
+    later = now + timedelta(days=2)
+    assert registry.save_records(state, records.values(), now=later) == {recent.key}
+    assert registry.archived_count(state) == 3
+    assert registry.archived_totals(state)["final"] == 2
+
+
+def test_the_registry_a_chunk_reads_does_not_grow_with_archived_sends():
+    """Every chunk of every run reads the registry: years of finished sends must not weigh on it."""
+    now = T0 + timedelta(days=60)
+    live = [lifecycle.register("c", f"live-{i}", now=now, sent_at=now, tz=UTC) for i in range(100)]
+    small: dict = {}
+    registry.save_records(small, live, now=now)
+    big: dict = {}
+    old = (finished(f"c-{i // 20}", f"s-{i}", now - timedelta(days=40)) for i in range(50_000))
+    registry.save_records(big, [*old, *live], now=now)
+    assert registry.archived_count(big) == 50_000
+    assert registry.load_records(big) == registry.load_records(small)
+    assert len(big[registry.STATE_KEY]) == len(small[registry.STATE_KEY])
+    # The archive itself is compact: a few bytes a send.
+    assert len(big[registry.ARCHIVE_KEY]) < 50_000 * 8
 
 
 @settings(max_examples=200, deadline=None)

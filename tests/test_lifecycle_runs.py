@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from braze_sends import SendPair
+from braze_sends import SendPair, registry
 from braze_sends.sandbox import Catalog, SandboxClock, SandboxServer
 from tests.conftest import NOW, Loader, run_cli
 from tests.test_pipeline import sent_pairs, stored
@@ -151,6 +151,40 @@ def test_a_run_with_nothing_due_makes_no_request(loader, catalog, sandbox):
     count = sandbox.stats.total
     result = loader.run(now=NOW + timedelta(days=31))
     assert result.summary["due"] == 0 and sandbox.stats.total == count
+
+
+def test_sends_finished_a_month_ago_are_archived_still_counted_and_never_registered_again(
+    loader, catalog, sandbox
+):
+    pairs = pairs_of(catalog)
+    loader.run(pairs=pairs)
+    sandbox.clock.set(NOW + timedelta(days=30))
+    loader.run(now=NOW + timedelta(days=30))  # every send: one last try, then final/expired
+    statuses = dict(loader.sql("SELECT status, count(*) FROM braze.sends GROUP BY 1"))
+    assert sum(statuses.values()) == len(pairs) and set(statuses) <= {"final", "expired"}
+    sends_table = loader.sql("SELECT * FROM braze.sends ORDER BY ALL")
+    for day in (61, 62):  # 61: finished for over 30 days, archived; 62: listed again
+        sandbox.clock.set(NOW + timedelta(days=day))
+        count = sandbox.stats.total
+        result = loader.run(pairs=pairs, now=NOW + timedelta(days=day))  # the same sends file
+        assert result.summary["registered"] == 0 and result.summary["due"] == 0, day
+        assert sandbox.stats.total == count
+        assert result.summary["known"] == len(pairs)
+        assert result.summary["status_counts"] == statuses
+    state = loader.pipeline().state["sources"]["braze_sends"]
+    assert registry.load_records(state) == {}  # what every chunk reads: nothing finished
+    assert registry.archived_pairs(state) == {(p.campaign_id, p.send_id) for p in pairs}
+    assert loader.sql("SELECT * FROM braze.sends ORDER BY ALL") == sends_table
+    done = run_cli(
+        "status",
+        "--pipelines-dir",
+        str(loader.pipelines_dir),
+        "--json",
+        env={"DESTINATION__DUCKDB__CREDENTIALS": str(loader.db)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = json.loads(done.stdout)["counts"]
+    assert {status: n for status, n in counts.items() if n} == statuses
 
 
 def test_ending_at_carries_the_workspace_offset_and_days_follow_its_zone(tmp_path):

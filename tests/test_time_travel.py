@@ -107,9 +107,14 @@ def test_thirty_days_of_daily_runs_lose_nothing_and_request_only_due_sends(tmp_p
                 if record.status == "final":
                     final_since.setdefault(key, day)
 
-        records = registry.load_records(pipeline.state["sources"]["braze_sends"])
-        statuses = Counter(r.status for r in records.values())
+        state = pipeline.state["sources"]["braze_sends"]
+        statuses = Counter(r.status for r in registry.load_records(state).values())
+        archived = registry.archived_totals(state)
+        statuses.update(
+            {status: archived[status] for status in ("final", "expired") if status in archived}
+        )
         assert statuses == {"final": len(registered)}, statuses
+        assert registry.archived_count(state) > 0  # the first days' sends: finished a month ago
         assert requested_after_final == []
 
         lost_days = stale = compared = 0

@@ -248,6 +248,7 @@ def refresh_campaigns(
     summary = CampaignRunSummary()
     records = registry.load_records(state)
     known = {campaign_id for campaign_id, _ in records} | set(given_campaign_ids)
+    known |= registry.archived_campaigns(state)
     active = {r.campaign_id for r in records.values() if r.status not in lifecycle.DONE}
     active |= set(given_campaign_ids) - {campaign_id for campaign_id, _ in records}
     summary.known = len(known)

@@ -227,8 +227,11 @@ class CaptureRun:
         self.summary = self.session.summary
         self.records = registry.load_records(state)
         self.before = dict(self.records)
-        self.summary.registered += registry.register(self.records, pairs, now=self.now, tz=self.tz)
-        self.summary.known = len(self.records)
+        archived = registry.archived_pairs(state) if pairs else None
+        self.summary.registered += registry.register(
+            self.records, pairs, now=self.now, tz=self.tz, archived=archived
+        )
+        self.summary.known = len(self.records) + registry.archived_count(state)
         self.buffers = {
             table: TableBuffer(
                 table, key, item_format=options.item_format, max_rows=options.batch_rows
@@ -422,7 +425,7 @@ class CaptureRun:
         summary = self.summary
         summary.deferred = summary.due - summary.pulled - summary.failed
         changed = registry.touched(self.before, self.records)
-        registry.save_records(self.state, changed)
+        archived = registry.save_records(self.state, changed, now=self.now)
         rows = [registry.sends_row(r, self.tz) for r in changed]
         yield from sends_rows(rows, self.options.item_format)
         for name, buffer in self.buffers.items():
@@ -430,7 +433,10 @@ class CaptureRun:
         if client is not None:
             summary.requests, summary.retries = client.stats.requests, client.stats.retries
             summary.statuses = {str(k): v for k, v in client.stats.statuses.items()}
-        summary.status_counts = dict(Counter(r.status for r in self.records.values()))
+        counts = Counter(r.status for k, r in self.records.items() if k not in archived)
+        for status in lifecycle.DONE:
+            counts[status] += registry.archived_totals(self.state).get(status, 0)
+        summary.status_counts = {status: n for status, n in counts.items() if n}
         summary.finished_at = self.clock().isoformat()
         summary.seconds = round(time.monotonic() - self.session.started, 3)
         self.session.chunks += 1

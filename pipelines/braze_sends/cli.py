@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--expired-alarm-days",
         type=float,
         default=7.0,
-        help="alarm for sends expired within this many days (default %(default)s)",
+        help="alarm for sends expired within this many days, at most 30 (default %(default)s)",
     )
     status.add_argument("--limit", type=int, default=50, help="open sends listed (default 50)")
     status.add_argument("--timezone", help="the workspace's time zone (config: timezone)")
@@ -210,6 +210,11 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
+    from braze_sends.capture import check_range
+    from braze_sends.registry import ARCHIVE_AFTER
+
+    # Past that, a send is archived: counted, no longer listed.
+    check_range("--expired-alarm-days", args.expired_alarm_days, 0, ARCHIVE_AFTER.days)
     report = _status_report(
         _pipeline(args),
         args.timezone,
@@ -316,11 +321,14 @@ def _status_report(pipeline, timezone, horizon_hours, *, expired_alarm_days=7.0)
 
     import dlt
 
-    from braze_sends.runner import registered_records
+    from braze_sends import registry
+    from braze_sends.runner import source_state
 
     hours = horizon_hours or dlt.config.get("sources.braze.at_risk_hours", float) or 48.0
+    state = source_state(pipeline)
     return status.build(
-        registered_records(pipeline),
+        registry.load_records(state).values(),
+        archived=registry.archived_totals(state),
         now=datetime.now(dt_timezone.utc),
         tz=_timezone(timezone),
         horizon=timedelta(hours=hours),

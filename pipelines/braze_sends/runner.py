@@ -38,11 +38,10 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from braze_sends import braze_sends, memory, registry, schema
+from braze_sends import braze_sends, memory, schema
 from braze_sends.capture import RunSession
 from braze_sends.destinations import missing_dependency_error, prepare_source, resolve_target
 from braze_sends.errors import BrazeSendsError, ConfigurationError, RunLockedError
-from braze_sends.lifecycle import SendRecord
 from braze_sends.settings import (
     DEFAULT_CHUNK_PAIRS,
     DUCKDB_DEFAULTS,
@@ -242,8 +241,8 @@ def last_run(pipeline: dlt.Pipeline) -> dict[str, Any]:
     return dict(pipeline.state.get("sources", {}).get(PIPELINE_NAME, {}).get("last_run", {}))
 
 
-def registered_records(pipeline: dlt.Pipeline) -> list[SendRecord]:
-    """Every registered pair's record, from local state, else restored from the destination.
+def source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The source's state, from local state, else restored from the destination.
 
     Reading local state needs no database connection, so `status` works while a run holds the
     destination (DuckDB allows one writer).
@@ -256,8 +255,7 @@ def registered_records(pipeline: dlt.Pipeline) -> list[SendRecord]:
         except Exception as exc:  # noqa: BLE001 - nothing to restore is a valid answer
             logger.info("no pipeline state to restore from the destination: %s", exc)
         state = pipeline.state
-    source_state = state.get("sources", {}).get(PIPELINE_NAME, {})
-    return list(registry.load_records(source_state).values())
+    return state.get("sources", {}).get(PIPELINE_NAME, {})
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> bool:

@@ -9,7 +9,7 @@ declared lost, so monitoring sees it without paging forever.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,9 +47,19 @@ def build(
     tz: ZoneInfo,
     horizon: timedelta = timedelta(hours=48),
     expired_alarm: timedelta = timedelta(days=7),
+    archived: Mapping[str, int] | None = None,
 ) -> StatusReport:
+    """Args:
+    archived: the totals of the sends archived (`registry.archived_totals`): counted, never
+        listed (finished more than 30 days ago)."""
     records = list(records)
-    report = StatusReport(now=now, counts=dict(Counter(r.status for r in records)), tz=tz)
+    counts = Counter(r.status for r in records)
+    archived = archived or {}
+    for status in lifecycle.DONE:
+        counts[status] += archived.get(status, 0)
+    report = StatusReport(now=now, counts={k: n for k, n in counts.items() if n}, tz=tz)
+    report.days_loaded = archived.get("days_loaded", 0)
+    report.requests = archived.get("requests", 0)
     for record in records:
         report.days_loaded += record.days_loaded
         report.requests += record.requests
