@@ -277,7 +277,7 @@ def test_sends_finished_for_30_days_move_to_the_archive_and_stay_known():
     moved = registry.save_records(state, [], now=now)
     assert moved == {("c1", "old_final"), ("c2", "old_expired")}
     assert registry.load_records(state) == {recent.key: recent, live.key: live}
-    assert registry.archived_pairs(state) == moved
+    assert registry.archived_among(state, [*moved, recent.key, live.key]) == moved
     assert registry.archived_campaigns(state) == {"c1", "c2"}
     assert registry.archived_count(state) == 2
     assert registry.archived_totals(state) == {

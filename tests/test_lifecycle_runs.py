@@ -154,7 +154,7 @@ def test_a_run_with_nothing_due_makes_no_request(loader, catalog, sandbox):
 
 
 def test_sends_finished_a_month_ago_are_archived_still_counted_and_never_registered_again(
-    loader, catalog, sandbox
+    loader, catalog, sandbox, monkeypatch
 ):
     pairs = pairs_of(catalog)
     loader.run(pairs=pairs)
@@ -171,9 +171,23 @@ def test_sends_finished_a_month_ago_are_archived_still_counted_and_never_registe
         assert sandbox.stats.total == count
         assert result.summary["known"] == len(pairs)
         assert result.summary["status_counts"] == statuses
+    # A scheduled run without a sends file never reads the archive, whatever its size.
+    archive = loader.pipeline().state["sources"]["braze_sends"][registry.ARCHIVE_KEY]
+    inflate = registry._inflate
+
+    def refuse_the_archive(text):
+        assert text != archive, "the archive was read"
+        return inflate(text)
+
+    monkeypatch.setattr(registry, "_inflate", refuse_the_archive)
+    result = loader.run(now=NOW + timedelta(days=63))
+    assert result.summary["status_counts"] == statuses and result.summary["known"] == len(pairs)
+    monkeypatch.undo()
     state = loader.pipeline().state["sources"]["braze_sends"]
     assert registry.load_records(state) == {}  # what every chunk reads: nothing finished
-    assert registry.archived_pairs(state) == {(p.campaign_id, p.send_id) for p in pairs}
+    assert registry.archived_campaigns(state) == {p.campaign_id for p in pairs}
+    keys = {(p.campaign_id, p.send_id) for p in pairs}
+    assert registry.archived_among(state, [*keys, ("c", "not-registered")]) == keys
     assert loader.sql("SELECT * FROM braze.sends ORDER BY ALL") == sends_table
     done = run_cli(
         "status",

@@ -247,10 +247,10 @@ def refresh_campaigns(
     now = clock()
     summary = CampaignRunSummary()
     records = registry.load_records(state)
-    known = {campaign_id for campaign_id, _ in records} | set(given_campaign_ids)
-    known |= registry.archived_campaigns(state)
+    registered = {campaign_id for campaign_id, _ in records} | registry.archived_campaigns(state)
+    known = registered | set(given_campaign_ids)
     active = {r.campaign_id for r in records.values() if r.status not in lifecycle.DONE}
-    active |= set(given_campaign_ids) - {campaign_id for campaign_id, _ in records}
+    active |= set(given_campaign_ids) - registered
     summary.known = len(known)
     due = due_campaigns(known, active, state, now=now, refresh=options.refresh)
     summary.due = len(due)

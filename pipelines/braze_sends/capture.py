@@ -227,7 +227,7 @@ class CaptureRun:
         self.summary = self.session.summary
         self.records = registry.load_records(state)
         self.before = dict(self.records)
-        archived = registry.archived_pairs(state) if pairs else None
+        archived = registry.archived_among(state, ((p.campaign_id, p.send_id) for p in pairs))
         self.summary.registered += registry.register(
             self.records, pairs, now=self.now, tz=self.tz, archived=archived
         )
