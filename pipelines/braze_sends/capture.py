@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -425,7 +424,7 @@ class CaptureRun:
         summary = self.summary
         summary.deferred = summary.due - summary.pulled - summary.failed
         changed = registry.touched(self.before, self.records)
-        archived = registry.save_records(self.state, changed, now=self.now)
+        moved = registry.save_records(self.state, changed, now=self.now)
         rows = [registry.sends_row(r, self.tz) for r in changed]
         yield from sends_rows(rows, self.options.item_format)
         for name, buffer in self.buffers.items():
@@ -433,10 +432,10 @@ class CaptureRun:
         if client is not None:
             summary.requests, summary.retries = client.stats.requests, client.stats.retries
             summary.statuses = {str(k): v for k, v in client.stats.statuses.items()}
-        counts = Counter(r.status for k, r in self.records.items() if k not in archived)
-        for status in lifecycle.DONE:
-            counts[status] += registry.archived_totals(self.state).get(status, 0)
-        summary.status_counts = {status: n for status, n in counts.items() if n}
+        summary.status_counts = registry.status_counts(
+            (r.status for k, r in self.records.items() if k not in moved),
+            registry.archived_totals(self.state),
+        )
         summary.finished_at = self.clock().isoformat()
         summary.seconds = round(time.monotonic() - self.session.started, 3)
         self.session.chunks += 1

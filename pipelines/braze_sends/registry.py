@@ -29,7 +29,7 @@ import base64
 import io
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,6 +81,14 @@ def save_records(
 def archived_totals(state: dict[str, Any]) -> dict[str, int]:
     """The archive's counts per status, and its `days_loaded` and `requests` summed."""
     return dict(state.get(TOTALS_KEY, {}))
+
+
+def status_counts(statuses: Iterable[str], archived: Mapping[str, int]) -> dict[str, int]:
+    """Sends per status: the given (live) ones, plus the archive's totals (`archived_totals`)."""
+    counts = Counter(statuses)
+    for status in lifecycle.DONE:
+        counts[status] += archived.get(status, 0)
+    return {status: n for status, n in counts.items() if n}
 
 
 def archived_count(state: dict[str, Any]) -> int:

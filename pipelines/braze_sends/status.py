@@ -8,14 +8,13 @@ declared lost, so monitoring sees it without paging forever.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from braze_sends import lifecycle
+from braze_sends import lifecycle, registry
 from braze_sends.lifecycle import SendRecord
 from braze_sends.report import table
 
@@ -53,11 +52,9 @@ def build(
     archived: the totals of the sends archived (`registry.archived_totals`): counted, never
         listed (finished more than 30 days ago)."""
     records = list(records)
-    counts = Counter(r.status for r in records)
     archived = archived or {}
-    for status in lifecycle.DONE:
-        counts[status] += archived.get(status, 0)
-    report = StatusReport(now=now, counts={k: n for k, n in counts.items() if n}, tz=tz)
+    counts = registry.status_counts((r.status for r in records), archived)
+    report = StatusReport(now=now, counts=counts, tz=tz)
     report.days_loaded = archived.get("days_loaded", 0)
     report.requests = archived.get("requests", 0)
     for record in records:
