@@ -11,7 +11,9 @@ that is also written to `benchmarks/results.md`:
 3. Peak RSS of the CLI at 1,000 pairs (median of 3 runs) and at N pairs, both into a new
    warehouse; and of a run adding 1,000 new pairs to the N-pair warehouse (a scheduled run).
 4. A chunk's read and write of the registry with 100,000 finished sends in its history: kept
-   live, as before the archive, beside archived (`registry.py`).
+   live, as before the archive, beside archived (`registry.py`); a dlt load's time and peak RSS
+   with those sends archived, beside no history and beside the previous version's archive (the
+   pairs as text in pipeline state); and a run given all of them again (`warehouse.py`).
 5. Baselines on a scaled-down workload: a plain sequential loop (requests + dlt dict rows) and
    dlt's own `rest_api` source for the same endpoint; pairs/s and their ratio to ours.
 
@@ -128,13 +130,28 @@ def main() -> int:
                 f"not archived: {all_live} (read + write; heap peak)",
             )
         )
-        rows.append(
+        print("a load with a history of archived sends...", flush=True)
+        past = archive_history(work / "history")
+        rows += [
             (
-                "  a run given all of them again: the archive read once",
-                f"{history['given_s'] * 1000:.0f} ms, {history['given_mb']:.0f} MB",
+                f"a load, {HISTORY_DONE // 1000}k archived sends in history (median of 3)",
+                f"{past['archived_s']:.2f} s, {past['archived_mb']:.0f} MB peak RSS",
+                (
+                    f"state {past['archived_state_kb']:,.0f} KB; no history: "
+                    f"{past['none_s']:.2f} s, {past['none_mb']:.0f} MB"
+                ),
+            ),
+            (
+                "  the same, pairs also kept in state (previous version)",
+                f"{past['text_s']:.2f} s, {past['text_mb']:.0f} MB peak RSS",
+                f"state {past['text_state_kb']:,.0f} KB, held ~17x by dlt at each step",
+            ),
+            (
+                "  a run given all of them again: `sends` asked once",
+                f"{past['given_s'] * 1000:,.0f} ms, +{past['given_mb']:.0f} MB",
                 "none registered again",
-            )
-        )
+            ),
+        ]
         print(f"baselines on {BASELINE_PAIRS} pairs (same sandbox, latency, budget)...", flush=True)
         with sandbox(work / "sandbox_small", BASELINE_PAIRS, rate_limit=True) as (url, sends):
             env["SOURCES__BRAZE__BASE_URL"] = url
@@ -434,16 +451,92 @@ for name, state in states.items():
     out[name + "_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     out[name + "_s"] = statistics.median(times)
-# A run given a sends file (all {HISTORY_DONE:,} finished pairs listed again) reads the archive once.
-given = [("c%d" % (i // 20), "s%d" % i) for i in range({HISTORY_DONE})]
-started = time.perf_counter()
-assert len(registry.archived_among(states["archived"], given)) == {HISTORY_DONE}
-out["given_s"] = time.perf_counter() - started
-tracemalloc.start()
-registry.archived_among(states["archived"], given)
-out["given_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
 print(json.dumps(out))
 """
+
+
+# A history of finished sends, archived, in a DuckDB warehouse: its `sends` rows and the state
+# that archived them; layout "text" also keeps the pairs in state as the previous version did.
+ARCHIVE_HISTORY = """
+import json, random, resource, sys, time, uuid
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+import dlt
+from braze_sends import lifecycle, registry, warehouse
+from braze_sends.runner import make_pipeline
+from braze_sends.settings import PIPELINE_NAME
+from braze_sends.tables import sends_rows
+folder, step, layout, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+now, utc = datetime(2026, 11, 20, 15, tzinfo=timezone.utc), ZoneInfo("UTC")
+rng = random.Random(7)
+campaigns = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(count // 20)]
+keys = [(campaigns[i % len(campaigns)], "%024x" % rng.getrandbits(96)) for i in range(count)]
+sent = now - timedelta(days=80)
+
+def pipeline():
+    return make_pipeline(pipeline_name="history", pipelines_dir=folder,
+                         destination=dlt.destinations.duckdb(folder + "/warehouse.duckdb"))
+
+def source(body):
+    @dlt.source(name=PIPELINE_NAME)
+    def history():
+        return dlt.resource(body, name="history")
+    return history()
+
+if step == "setup":
+    done = [replace(lifecycle.register(c, s, now=sent, sent_at=sent, tz=utc), status="final",
+                    final_at=now - timedelta(days=40), requests=15, loaded_from=sent.date(),
+                    loaded_to=sent.date() + timedelta(days=13),
+                    captured_days=tuple(sent.date() + timedelta(days=d) for d in range(14)))
+            for c, s in keys]
+    def body():
+        state = dlt.current.source_state()
+        registry.save_records(state, done, now=now)  # archived: their campaigns and totals
+        if layout == "text":  # the previous version also kept the pairs in state, as text
+            lines = "".join(f"{r.campaign_id}\\t{r.send_id}\\tfinal\\t14\\t15\\n" for r in done)
+            state[registry.ARCHIVE_KEY] = registry._deflate(lines.encode())
+        yield from sends_rows([registry.sends_row(r, utc) for r in done], "arrow")
+    pipeline().run(source(body))
+    print(json.dumps({"state_kb": len(json.dumps(pipeline().state, default=str)) / 1024}))
+elif step == "load":  # any later load: a chunk of a scheduled run
+    def body():
+        dlt.current.source_state()["tick"] = time.time()
+        yield {"n": 1}
+    p = pipeline()
+    started = time.perf_counter()
+    p.run(source(body))
+    seconds = time.perf_counter() - started
+    print(json.dumps({"s": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+else:  # a run given all of them again: which are archived, asked of the `sends` table
+    p = pipeline()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    assert warehouse.finished_pairs(p, keys) == set(keys)
+    seconds = time.perf_counter() - started
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    print(json.dumps({"s": seconds, "mb": grown}))
+"""
+
+
+def archive_history(folder: Path) -> dict[str, Any]:
+    """A load's time and peak RSS with no history, with 100,000 archived sends (median of 3
+    each), and with the same sends also kept as text in state (the previous version); the
+    lookup of a run given all of them again."""
+    out: dict[str, Any] = {}
+    for layout in ("none", "archived", "text"):
+        home = folder / layout
+        count = 20 if layout == "none" else HISTORY_DONE
+        args = [str(home), "setup", layout, str(count)]
+        out[f"{layout}_state_kb"] = timed_script(ARCHIVE_HISTORY, args)["state_kb"]
+        loads = [timed_script(ARCHIVE_HISTORY, [str(home), "load", layout, str(count)])
+                 for _ in range(3)]  # fmt: skip
+        out[f"{layout}_s"] = statistics.median(r["s"] for r in loads)
+        out[f"{layout}_mb"] = statistics.median(r["rss_mb"] for r in loads)
+    given = timed_script(ARCHIVE_HISTORY, [str(folder / "archived"), "given", "archived",
+                                           str(HISTORY_DONE)])  # fmt: skip
+    out["given_s"], out["given_mb"] = given["s"], given["mb"]
+    return out
 
 
 # -- baselines -------------------------------------------------------------------------------
@@ -526,10 +619,10 @@ print(json.dumps({{"pairs": len(pairs), "seconds": time.monotonic() - started}})
 """
 
 
-def timed_script(code: str) -> dict[str, Any]:
+def timed_script(code: str, args: list[str] | None = None) -> dict[str, Any]:
     """Runs `code` in a fresh interpreter; its last output line is the JSON of its measures."""
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *(args or [])],
         capture_output=True,
         text=True,
         check=False,

@@ -26,7 +26,7 @@ from deltalake import DeltaTable
 from dlt.common.exceptions import MissingDependencyException
 from psycopg2 import sql
 
-from braze_sends import SendPair, braze_sends, schema
+from braze_sends import SendPair, braze_sends, registry, schema
 from braze_sends.columns import DAILY_KEY, IDENTITY_TYPES, SENDS_KEY, VARIATION_KEY
 from braze_sends.destinations import (
     LAKE_TABLE_FORMAT,
@@ -38,6 +38,7 @@ from braze_sends.errors import ConfigurationError
 from braze_sends.runner import make_pipeline, run_pipeline
 from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxServer
 from braze_sends.settings import DAILY_TABLE, SENDS_TABLE, VARIATION_TABLE
+from braze_sends.warehouse import finished_pairs
 from tests.conftest import NOW, Loader, run_cli
 
 # Trust auth accepts any password; dlt's PostgreSQL credentials insist on having one.
@@ -200,6 +201,30 @@ def test_duckdb_postgres_and_delta_hold_the_same_numbers_and_reruns_merge(
         assert pipelines["delta"].default_schema.tables[table]["table_format"] == "delta"
         operations = [entry["operation"] for entry in lake.delta_table(table).history()]
         assert "MERGE" in operations, (table, operations)
+
+
+def test_every_destination_tells_archived_sends_given_again_from_new_ones(
+    warehouses, loader, sandbox, catalog
+):
+    """Archived pairs live only in the `sends` table: each destination answers for them."""
+    pairs = [SendPair(c, s, at) for c, s, at in catalog.pairs() if at <= NOW]
+    keys = {(p.campaign_id, p.send_id) for p in pairs}
+    new = SendPair(pairs[0].campaign_id, "a-new-send", NOW + timedelta(days=62))
+    for w in warehouses:
+        pipeline = w.pipeline()
+        loader.run(pipeline, pairs=pairs, now=NOW)
+        loader.run(pipeline, now=NOW + timedelta(days=30))  # all final or expired
+        loader.run(pipeline, now=NOW + timedelta(days=61), max_requests=0)  # archived
+        state = pipeline.state["sources"]["braze_sends"]
+        assert registry.load_records(state) == {} and registry.ARCHIVE_KEY not in state, w.kind
+        assert finished_pairs(pipeline, {*keys, ("c", "x")}) == keys, w.kind
+        sandbox.clock.set(NOW + timedelta(days=62))
+        result = loader.run(pipeline, pairs=[*pairs, new], now=NOW + timedelta(days=62))
+        sandbox.clock.set(NOW)
+        assert result.summary["registered"] == 1, w.kind  # only the new send
+        assert result.summary["known"] == len(pairs) + 1, w.kind
+        rows = w.query("SELECT status, count(*) FROM {t} GROUP BY 1", SENDS_TABLE)
+        assert sum(n for status, n in rows if status in ("final", "expired")) == len(pairs)
 
 
 def test_every_destination_keeps_the_contracts_column_types(warehouses, loader, sends_file):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import pytest
 
-from braze_sends import SendPair, registry
-from braze_sends.sandbox import Catalog, SandboxClock, SandboxServer
+from braze_sends import SendPair, registry, warehouse
+from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxClock, SandboxServer
 from tests.conftest import NOW, Loader, run_cli
 from tests.test_pipeline import sent_pairs, stored
 
@@ -163,6 +164,15 @@ def test_sends_finished_a_month_ago_are_archived_still_counted_and_never_registe
     statuses = dict(loader.sql("SELECT status, count(*) FROM braze.sends GROUP BY 1"))
     assert sum(statuses.values()) == len(pairs) and set(statuses) <= {"final", "expired"}
     sends_table = loader.sql("SELECT * FROM braze.sends ORDER BY ALL")
+    asked = []
+    finished_pairs = warehouse.finished_pairs
+    monkeypatch.setattr(
+        warehouse,
+        "finished_pairs",
+        lambda pipeline, candidates: (
+            asked.append(set(candidates)) or finished_pairs(pipeline, candidates)
+        ),
+    )
     for day in (61, 62):  # 61: finished for over 30 days, archived; 62: listed again
         sandbox.clock.set(NOW + timedelta(days=day))
         count = sandbox.stats.total
@@ -171,23 +181,25 @@ def test_sends_finished_a_month_ago_are_archived_still_counted_and_never_registe
         assert sandbox.stats.total == count
         assert result.summary["known"] == len(pairs)
         assert result.summary["status_counts"] == statuses
-    # A scheduled run without a sends file never reads the archive, whatever its size.
-    archive = loader.pipeline().state["sources"]["braze_sends"][registry.ARCHIVE_KEY]
-    inflate = registry._inflate
+    # Day 61 archived them after registering; day 62 asked the `sends` table about each, once.
+    assert asked == [{(p.campaign_id, p.send_id) for p in pairs}]
+    monkeypatch.undo()
 
-    def refuse_the_archive(text):
-        assert text != archive, "the archive was read"
-        return inflate(text)
+    # A scheduled run without a sends file never reads the warehouse for archived sends.
+    def refuse(pipeline, candidates):
+        raise AssertionError(f"the warehouse was asked about {len(candidates)} pairs")
 
-    monkeypatch.setattr(registry, "_inflate", refuse_the_archive)
+    monkeypatch.setattr(warehouse, "finished_pairs", refuse)
     result = loader.run(now=NOW + timedelta(days=63))
     assert result.summary["status_counts"] == statuses and result.summary["known"] == len(pairs)
     monkeypatch.undo()
     state = loader.pipeline().state["sources"]["braze_sends"]
     assert registry.load_records(state) == {}  # what every chunk reads: nothing finished
+    assert registry.ARCHIVE_KEY not in state  # the pairs: only in the `sends` table
     assert registry.archived_campaigns(state) == {p.campaign_id for p in pairs}
     keys = {(p.campaign_id, p.send_id) for p in pairs}
-    assert registry.archived_among(state, [*keys, ("c", "not-registered")]) == keys
+    asked = {*keys, (pairs[0].campaign_id, "not-registered"), ("c", "not-registered")}
+    assert warehouse.finished_pairs(loader.pipeline(), asked) == keys
     assert loader.sql("SELECT * FROM braze.sends ORDER BY ALL") == sends_table
     done = run_cli(
         "status",
@@ -199,6 +211,46 @@ def test_sends_finished_a_month_ago_are_archived_still_counted_and_never_registe
     assert done.returncode == 0, done.stdout + done.stderr
     counts = json.loads(done.stdout)["counts"]
     assert {status: n for status, n in counts.items() if n} == statuses
+
+
+def test_a_sends_table_that_cannot_be_read_stops_registration_with_exit_5_and_loses_nothing(
+    loader, catalog, sandbox, tmp_path
+):
+    """Given pairs that may be archived need the `sends` table's answer: no answer, no guess."""
+    pairs = pairs_of(catalog)
+    loader.run(pairs=pairs)
+    loader.run(now=NOW + timedelta(days=30))  # all final or expired
+    loader.run(now=NOW + timedelta(days=61), max_requests=0)  # archived
+    state_before = loader.pipeline().state["sources"]["braze_sends"]
+    sends = tmp_path / "sends.csv"
+    sends.write_text(
+        "campaign_id,send_id\n" + "".join(f"{p.campaign_id},{p.send_id}\n" for p in pairs)
+    )
+    # Someone renamed a column the question needs (what a broken connection also leads to).
+    with duckdb.connect(str(loader.db)) as con:
+        con.execute("ALTER TABLE braze.sends RENAME COLUMN status TO send_status")
+    done = run_cli(
+        "run",
+        "--sends",
+        str(sends),
+        "--pipelines-dir",
+        str(loader.pipelines_dir),
+        env={
+            "DESTINATION__DUCKDB__CREDENTIALS": str(loader.db),
+            "SOURCES__BRAZE__API_KEY": DEMO_API_KEY,
+            "SOURCES__BRAZE__BASE_URL": sandbox.url,
+        },
+    )
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "could not read the `sends` table of dataset `braze`" in done.stderr
+    assert "nothing was registered or pulled" in done.stderr
+    assert DEMO_API_KEY not in done.stdout + done.stderr
+    assert loader.pipeline().state["sources"]["braze_sends"] == state_before
+    # Once the warehouse answers: known, not registered again.
+    with duckdb.connect(str(loader.db)) as con:
+        con.execute("ALTER TABLE braze.sends RENAME COLUMN send_status TO status")
+    result = loader.run(pairs=pairs, now=NOW + timedelta(days=62))
+    assert result.summary["registered"] == 0 and result.summary["known"] == len(pairs)
 
 
 def test_ending_at_carries_the_workspace_offset_and_days_follow_its_zone(tmp_path):

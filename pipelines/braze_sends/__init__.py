@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, List, Optional
 
 import dlt
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from braze_sends import warehouse
 from braze_sends.campaigns import (
     CAMPAIGNS_TABLE,
     DEFAULT_REFRESH_HOURS,
@@ -179,6 +181,7 @@ def braze_sends(
             stored_types=stored_types,
             session=session,
             chunk_pairs=chunk_pairs,
+            finished_in_warehouse=partial(warehouse.finished_pairs, dlt.current.pipeline()),
         )
 
     @dlt.resource(

@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 
 
+# Which of some (campaign_id, send_id) pairs are finished in the `sends` table.
+PairsLookup = Callable[[set[tuple[str, str]]], set[tuple[str, str]]]
+
+
 @dataclass(frozen=True)
 class CaptureOptions:
     """How one run behaves. Validated on creation: a bad value is a `ConfigurationError`."""
@@ -157,6 +161,7 @@ def run_capture(
     stored_types: dict[str, dict[str, str]] | None = None,
     session: RunSession | None = None,
     chunk_pairs: int | None = None,
+    finished_in_warehouse: PairsLookup | None = None,
 ) -> Iterator[Any]:
     """The resource body: yields hinted Arrow tables (or rows) for the three tables.
 
@@ -167,6 +172,8 @@ def run_capture(
             metric whose type changed fails its pair alone.
         session: the run this load is a chunk of; its first chunk plans the run.
         chunk_pairs: with a session, the pairs this load takes (the rest: later chunks).
+        finished_in_warehouse: which of some pairs are finished in the `sends` table
+            (`warehouse.finished_pairs`): given pairs that may be archived are asked about.
 
     Raises:
         BrazeAPIError: one that concerns every pair (bad key, missing permission, wrong URL).
@@ -175,7 +182,7 @@ def run_capture(
     own = session is None
     session = session or RunSession()
     try:
-        run = CaptureRun(state, pairs, options, clock, stored_types, session)
+        run = CaptureRun(state, pairs, options, clock, stored_types, session, finished_in_warehouse)
         if not session.planned:
             due = run.plan()
             session.planned = True
@@ -215,6 +222,7 @@ class CaptureRun:
         clock: Callable[[], datetime],
         stored_types: dict[str, dict[str, str]] | None = None,
         session: RunSession | None = None,
+        finished_in_warehouse: PairsLookup | None = None,
     ) -> None:
         self.state, self.pairs, self.options, self.clock = state, pairs, options, clock
         self.session = session or RunSession()
@@ -226,7 +234,16 @@ class CaptureRun:
         self.summary = self.session.summary
         self.records = registry.load_records(state)
         self.before = dict(self.records)
-        archived = registry.archived_among(state, ((p.campaign_id, p.send_id) for p in pairs))
+        # A given pair the registry doesn't hold may be archived: the warehouse knows.
+        candidates = registry.archive_candidates(
+            state, ((p.campaign_id, p.send_id) for p in pairs), self.records
+        )
+        archived: set[tuple[str, str]] = set()
+        if candidates and finished_in_warehouse is None:
+            logger.warning("%d given pairs may be archived sends, and no warehouse was given to "
+                           "ask: they are registered again", len(candidates))  # fmt: skip
+        elif candidates:
+            archived = finished_in_warehouse(candidates)
         self.summary.registered += registry.register(
             self.records, pairs, now=self.now, tz=self.tz, archived=archived
         )

@@ -22,7 +22,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from braze_sends import logs, status
-from braze_sends.errors import BrazeAPIError, BrazeSendsError, ConfigurationError, RunLockedError
+from braze_sends.errors import (
+    BrazeAPIError,
+    BrazeSendsError,
+    ConfigurationError,
+    DestinationError,
+    RunLockedError,
+)
 
 logger = logging.getLogger("braze_sends.cli")
 
@@ -38,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunLockedError as exc:
         _error(str(exc))
         return EXIT_LOCKED
+    except DestinationError as exc:
+        _error(str(exc))
+        return EXIT_DESTINATION
     except (ConfigurationError, BrazeAPIError) as exc:
         _error(str(exc))
         return EXIT_USAGE

@@ -25,6 +25,10 @@ class RunLockedError(BrazeSendsError):
     """Another run of the same pipeline holds the lock."""
 
 
+class DestinationError(BrazeSendsError):
+    """The destination could not be read when the run needed to (nothing was loaded because of it)."""
+
+
 class BrazeAPIError(BrazeSendsError):
     """A request to Braze failed.
 

@@ -13,20 +13,21 @@ versions kept the plain dict under `sends`; it is read, then folded into `regist
 
 The archive: a send final or expired for `ARCHIVE_AFTER` never changes again, yet the registry
 only grows (every send of every day, for years), and every chunk of every run reads it. So such
-sends move to `archive`: one compressed text of lines `campaign_id<TAB>send_id<TAB>status<TAB>
-days_loaded<TAB>requests` (ids are printable ASCII: no tab, no newline), a few bytes a send, with
-their campaigns in `archived_campaigns` and their totals in `archived` (counts per status,
-days, requests). An archived send stays known: a sends file that lists it again does not
-register it again, `status` counts it, its campaign keeps its metadata, and its row in the
-`sends` table stays as it was. Only a run given pairs reads the archive (once, line by line);
-planning, pulling and saving a chunk don't (measured: with 100,000 finished sends kept live,
-every chunk took 2.8 s and ~1 GB of Python heap to read and write the registry; 35 ms archived).
+sends leave the registry: their campaigns go in `archived_campaigns`, their totals in `archived`
+(counts per status, days, requests), and the pairs themselves stay only where they already are,
+in the warehouse's `sends` table (its row was loaded, final, with the state that finished it).
+Not in pipeline state: dlt holds ~17x its state in memory at every step of every load, so state
+must not grow with sends (`make bench`: with 100,000 archived pairs kept as compressed text in
+state, as the previous version did, every load took 2.8 s and 291 MB; without, 0.6 s, 177 MB). An archived send stays known: a sends file that lists it again does not
+register it again (`archive_candidates`, then `warehouse.finished_pairs` asks the `sends` table),
+`status` counts it, its campaign keeps its metadata, and its row in `sends` stays as it was.
+Planning, pulling and saving a chunk read none of it (measured: with 100,000 finished sends kept
+live, every chunk took 2.8 s and ~1 GB of Python heap to read and write the registry).
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,8 @@ Records = dict[tuple[str, str], SendRecord]
 
 
 STATE_KEY = "registry"
+# Earlier versions kept archived pairs here as compressed text; dropped at the next save (every
+# archived pair has its row in the `sends` table).
 ARCHIVE_KEY = "archive"
 CAMPAIGNS_KEY = "archived_campaigns"
 TOTALS_KEY = "archived"
@@ -74,6 +77,7 @@ def save_records(
     for record in records:
         nested.setdefault(record.campaign_id, {})[record.send_id] = record.to_state()
     moved = _archive(state, nested, now - ARCHIVE_AFTER) if now is not None else set()
+    state.pop(ARCHIVE_KEY, None)
     state[STATE_KEY] = _encode(nested)
     return moved
 
@@ -96,17 +100,15 @@ def archived_count(state: dict[str, Any]) -> int:
     return sum(totals.get(status, 0) for status in lifecycle.DONE)
 
 
-def archived_among(state: dict[str, Any], pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Those of `pairs` that are archived (reads the archive line by line: not for every chunk)."""
-    wanted = set(pairs)
-    found: set[tuple[str, str]] = set()
-    if not wanted or ARCHIVE_KEY not in state:
-        return found
-    for line in io.BytesIO(_inflate(state[ARCHIVE_KEY])):
-        campaign_id, send_id, _ = line.decode("ascii").split("\t", 2)
-        if (campaign_id, send_id) in wanted:
-            found.add((campaign_id, send_id))
-    return found
+def archive_candidates(
+    state: dict[str, Any], pairs: Iterable[tuple[str, str]], records: Records
+) -> set[tuple[str, str]]:
+    """Those of `pairs` that may be archived: not in the registry, of a campaign with archived
+    sends. Whether they are is the warehouse's answer (`warehouse.finished_pairs`)."""
+    campaigns = archived_campaigns(state)
+    if not campaigns:
+        return set()
+    return {key for key in pairs if key not in records and key[0] in campaigns}
 
 
 def archived_campaigns(state: dict[str, Any]) -> set[str]:
@@ -116,7 +118,8 @@ def archived_campaigns(state: dict[str, Any]) -> set[str]:
 def _archive(
     state: dict[str, Any], nested: dict[str, dict[str, Any]], before: datetime
 ) -> set[tuple[str, str]]:
-    """Move finished sends whose `final_at` is before `before` from `nested` to the archive."""
+    """Move finished sends whose `final_at` is before `before` out of `nested`, into the archive's
+    campaigns and totals."""
     moving = [
         (campaign_id, send_id)
         for campaign_id, sends in nested.items()
@@ -124,35 +127,22 @@ def _archive(
         if data.get("status") in lifecycle.DONE
         and data.get("final_at")
         and datetime.fromisoformat(data["final_at"]) < before
-        and _fits_a_line(campaign_id)
-        and _fits_a_line(send_id)
     ]
     if not moving:
         return set()
     totals = Counter(state.get(TOTALS_KEY, {}))
-    lines = []
     for campaign_id, send_id in moving:
         data = nested[campaign_id].pop(send_id)
         if not nested[campaign_id]:
             del nested[campaign_id]
         record = SendRecord.from_state(campaign_id, send_id, data)
-        lines.append(
-            f"{campaign_id}\t{send_id}\t{record.status}\t{record.days_loaded}\t{record.requests}\n"
-        )
         totals[record.status] += 1
         totals["days_loaded"] += record.days_loaded
         totals["requests"] += record.requests
-    stored = _inflate(state[ARCHIVE_KEY]) if ARCHIVE_KEY in state else b""
-    state[ARCHIVE_KEY] = _deflate(stored + "".join(lines).encode("ascii"))
     campaigns = archived_campaigns(state) | {campaign_id for campaign_id, _ in moving}
     state[CAMPAIGNS_KEY] = sorted(campaigns)
     state[TOTALS_KEY] = dict(totals)
     return set(moving)
-
-
-def _fits_a_line(value: str) -> bool:
-    """Ids given through the sends file or config are printable ASCII; anything else stays live."""
-    return value.isascii() and value.isprintable()
 
 
 def _encode(nested: dict[str, dict[str, Any]]) -> str:
