@@ -27,6 +27,7 @@ from dlt.common.exceptions import MissingDependencyException
 from psycopg2 import sql
 
 from braze_sends import SendPair, braze_sends, registry, schema
+from braze_sends import warehouse as warehouse_module
 from braze_sends.columns import DAILY_KEY, IDENTITY_TYPES, SENDS_KEY, VARIATION_KEY
 from braze_sends.destinations import (
     LAKE_TABLE_FORMAT,
@@ -218,6 +219,9 @@ def test_every_destination_tells_archived_sends_given_again_from_new_ones(
         state = pipeline.state["sources"]["braze_sends"]
         assert registry.load_records(state) == {} and registry.ARCHIVE_KEY not in state, w.kind
         assert finished_pairs(pipeline, {*keys, ("c", "x")}) == keys, w.kind
+        with pytest.MonkeyPatch.context() as patch:  # many campaigns: one scan instead
+            patch.setattr(warehouse_module, "CAMPAIGNS_PER_QUERY", 1)
+            assert finished_pairs(pipeline, {*keys, ("c", "x")}) == keys, w.kind
         sandbox.clock.set(NOW + timedelta(days=62))
         result = loader.run(pipeline, pairs=[*pairs, new], now=NOW + timedelta(days=62))
         sandbox.clock.set(NOW)
