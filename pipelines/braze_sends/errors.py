@@ -26,7 +26,7 @@ class RunLockedError(BrazeSendsError):
 
 
 class DestinationError(BrazeSendsError):
-    """The destination could not be read when the run needed to (nothing was loaded because of it)."""
+    """The destination could not be read when the run needed it (nothing was loaded then)."""
 
 
 class BrazeAPIError(BrazeSendsError):
