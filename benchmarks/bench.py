@@ -147,9 +147,9 @@ def main() -> int:
                 f"state {past['text_state_kb']:,.0f} KB, held ~17x by dlt at each step",
             ),
             (
-                "  a run given all of them again: `sends` asked once",
+                "  a run given all of them again: asked of `sends`",
                 f"{past['given_s'] * 1000:,.0f} ms, +{past['given_mb']:.0f} MB",
-                "none registered again",
+                "2,000 send ids a query; none registered again",
             ),
         ]
         print(f"baselines on {BASELINE_PAIRS} pairs (same sandbox, latency, budget)...", flush=True)

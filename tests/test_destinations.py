@@ -219,13 +219,14 @@ def test_every_destination_tells_archived_sends_given_again_from_new_ones(
         state = pipeline.state["sources"]["braze_sends"]
         assert registry.load_records(state) == {} and registry.ARCHIVE_KEY not in state, w.kind
         assert finished_pairs(pipeline, {*keys, ("c", "x")}) == keys, w.kind
-        with pytest.MonkeyPatch.context() as patch:  # many campaigns: one scan instead
-            patch.setattr(warehouse_module, "CAMPAIGNS_PER_QUERY", 1)
+        with pytest.MonkeyPatch.context() as patch:  # many queries, each naming one send id
+            patch.setattr(warehouse_module, "SENDS_PER_QUERY", 1)
             assert finished_pairs(pipeline, {*keys, ("c", "x")}) == keys, w.kind
         sandbox.clock.set(NOW + timedelta(days=62))
         result = loader.run(pipeline, pairs=[*pairs, new], now=NOW + timedelta(days=62))
         sandbox.clock.set(NOW)
         assert result.summary["registered"] == 1, w.kind  # only the new send
+        assert finished_pairs(pipeline, {(new.campaign_id, new.send_id)}) == set(), w.kind  # open
         assert result.summary["known"] == len(pairs) + 1, w.kind
         rows = w.query("SELECT status, count(*) FROM {t} GROUP BY 1", SENDS_TABLE)
         assert sum(n for status, n in rows if status in ("final", "expired")) == len(pairs)

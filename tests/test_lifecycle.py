@@ -7,10 +7,12 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from braze_sends import SendPair, lifecycle, registry
+from braze_sends.errors import DestinationError
 from braze_sends.lifecycle import SendRecord
 
 UTC = ZoneInfo("UTC")
@@ -317,13 +319,28 @@ def test_pipeline_state_does_not_grow_with_archived_sends():
     assert len(json.dumps(big)) - len(json.dumps(small)) < 100 * 12 + 200
 
 
-def test_an_earlier_versions_archive_text_leaves_state_at_the_next_save():
-    state = {
-        registry.ARCHIVE_KEY: "eJwrzs9NVcgsUUhOzCvJzM9TSMsvyklRBAA+RgbZ",
-        "archived": {"final": 1},
-    }
-    registry.save_records(state, [], now=T0)
-    assert registry.ARCHIVE_KEY not in state and registry.archived_count(state) == 1
+def test_an_earlier_versions_archive_text_leaves_state_once_the_warehouse_answered():
+    lines = "c1\ts1\tfinal\t14\t15\nc1\ts2\texpired\t0\t3\nc2\ts3\tfinal\t9\t12\n"
+    state = {registry.ARCHIVE_KEY: registry._deflate(lines.encode()), "archived": {"final": 2}}
+    registry.save_records(state, [], now=T0)  # a save alone keeps it
+    assert registry.ARCHIVE_KEY in state
+
+    def unreachable(pairs):
+        raise DestinationError("no answer")
+
+    with pytest.raises(DestinationError):
+        registry.retire_legacy_archive(state, unreachable)
+    assert registry.ARCHIVE_KEY in state  # no answer: kept
+    asked = []
+
+    def answers(pairs):
+        asked.append(pairs)
+        return {("c1", "s1"), ("c2", "s3")}
+
+    assert registry.retire_legacy_archive(state, answers) == {("c1", "s2")}
+    assert asked == [{("c1", "s1"), ("c1", "s2"), ("c2", "s3")}]
+    assert registry.ARCHIVE_KEY not in state and registry.archived_count(state) == 2
+    assert registry.retire_legacy_archive(state, unreachable) == set()  # gone: never asked again
 
 
 @settings(max_examples=200, deadline=None)

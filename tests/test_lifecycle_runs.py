@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from braze_sends import SendPair, registry, warehouse
+from braze_sends.errors import DestinationError
 from braze_sends.sandbox import DEMO_API_KEY, Catalog, SandboxClock, SandboxServer
 from tests.conftest import NOW, Loader, run_cli
 from tests.test_pipeline import sent_pairs, stored
@@ -246,9 +247,16 @@ def test_a_sends_table_that_cannot_be_read_stops_registration_with_exit_5_and_lo
     assert "nothing was registered or pulled" in done.stderr
     assert DEMO_API_KEY not in done.stdout + done.stderr
     assert loader.pipeline().state["sources"]["braze_sends"] == state_before
-    # Once the warehouse answers: known, not registered again.
+    # No `sends` table at all (dropped, or another dataset): no answer either, not "none".
     with duckdb.connect(str(loader.db)) as con:
         con.execute("ALTER TABLE braze.sends RENAME COLUMN send_status TO status")
+        con.execute("ALTER TABLE braze.sends RENAME TO sends_elsewhere")
+    with pytest.raises(DestinationError, match="could not read the `sends` table"):
+        loader.run(pairs=pairs, now=NOW + timedelta(days=62))
+    assert loader.pipeline().state["sources"]["braze_sends"] == state_before
+    # Once the warehouse answers: known, not registered again.
+    with duckdb.connect(str(loader.db)) as con:
+        con.execute("ALTER TABLE braze.sends_elsewhere RENAME TO sends")
     result = loader.run(pairs=pairs, now=NOW + timedelta(days=62))
     assert result.summary["registered"] == 0 and result.summary["known"] == len(pairs)
 

@@ -234,6 +234,8 @@ class CaptureRun:
         self.summary = self.session.summary
         self.records = registry.load_records(state)
         self.before = dict(self.records)
+        if finished_in_warehouse is not None:
+            self._retire_legacy_archive(finished_in_warehouse)
         # A given pair the registry doesn't hold may be archived: the warehouse knows.
         candidates = registry.archive_candidates(
             state, ((p.campaign_id, p.send_id) for p in pairs), self.records
@@ -256,6 +258,17 @@ class CaptureRun:
         }
         self.final_margin = timedelta(hours=options.final_margin_hours)
         self._unreachable = 0
+
+    def _retire_legacy_archive(self, finished_in_warehouse: PairsLookup) -> None:
+        missing = registry.retire_legacy_archive(self.state, finished_in_warehouse)
+        if missing:
+            sample = ", ".join(f"{c}/{s}" for c, s in sorted(missing)[:5])
+            logger.warning(
+                "%d sends of the earlier archive have no final row in `sends` (e.g. %s): "
+                "a sends file that lists them again registers them again",
+                len(missing),
+                sample,
+            )
 
     def plan(self) -> list[lifecycle.SendRecord]:
         """The due pairs, most urgent first, cut to the request budget."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,8 +46,8 @@ Records = dict[tuple[str, str], SendRecord]
 
 
 STATE_KEY = "registry"
-# Earlier versions kept archived pairs here as compressed text; dropped at the next save (every
-# archived pair has its row in the `sends` table).
+# An earlier version kept archived pairs here as compressed text lines; `retire_legacy_archive`
+# drops it once the `sends` table has confirmed them.
 ARCHIVE_KEY = "archive"
 CAMPAIGNS_KEY = "archived_campaigns"
 TOTALS_KEY = "archived"
@@ -78,7 +78,6 @@ def save_records(
     for record in records:
         nested.setdefault(record.campaign_id, {})[record.send_id] = record.to_state()
     moved = _archive(state, nested, now - ARCHIVE_AFTER) if now is not None else set()
-    state.pop(ARCHIVE_KEY, None)
     state[STATE_KEY] = _encode(nested)
     return moved
 
@@ -110,6 +109,23 @@ def archive_candidates(
     if not campaigns:
         return set()
     return {key for key in pairs if key not in records and key[0] in campaigns}
+
+
+def retire_legacy_archive(
+    state: dict[str, Any], finished: Callable[[set[tuple[str, str]]], set[tuple[str, str]]]
+) -> set[tuple[str, str]]:
+    """Drop an earlier version's archive text from state once `finished` (the `sends` table)
+    has answered for its pairs. Returns the pairs it had no final row for (nothing to protect:
+    listed again, they are registered again). If `finished` raises, the text stays."""
+    if ARCHIVE_KEY not in state:
+        return set()
+    pairs = set()
+    for line in _inflate(state[ARCHIVE_KEY]).decode("ascii").splitlines():
+        campaign_id, send_id, _ = line.split("\t", 2)
+        pairs.add((campaign_id, send_id))
+    missing = pairs - finished(pairs)
+    del state[ARCHIVE_KEY]
+    return missing
 
 
 def archived_campaigns(state: dict[str, Any]) -> set[str]:
