@@ -210,7 +210,7 @@ def test_every_destination_tells_archived_sends_given_again_from_new_ones(
     """Archived pairs live only in the `sends` table: each destination answers for them."""
     pairs = [SendPair(c, s, at) for c, s, at in catalog.pairs() if at <= NOW]
     keys = {(p.campaign_id, p.send_id) for p in pairs}
-    new = SendPair(pairs[0].campaign_id, "a-new-send", NOW + timedelta(days=62))
+    new = SendPair(pairs[0].campaign_id, "a-new-send's-id", NOW + timedelta(days=62))  # quoted
     for w in warehouses:
         pipeline = w.pipeline()
         loader.run(pipeline, pairs=pairs, now=NOW)

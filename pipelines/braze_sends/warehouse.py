@@ -21,7 +21,8 @@ filesystem destination, Delta tables) through `deltalake`, read batch by batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import dlt
 import pyarrow as pa
@@ -33,7 +34,7 @@ from braze_sends.errors import DestinationError
 from braze_sends.settings import SENDS_TABLE
 
 Pair = tuple[str, str]
-SENDS_PER_QUERY = 2_000  # send ids named in one query (Postgres takes up to 65,535 parameters)
+SENDS_PER_QUERY = 2_000  # send ids named in one query: bounded statements and results
 
 
 def finished_pairs(pipeline: dlt.Pipeline, candidates: Iterable[Pair]) -> set[Pair]:
@@ -69,12 +70,16 @@ def _from_sql(pipeline: dlt.Pipeline, send_ids: list[str]) -> Iterator[Pair]:
         campaign_id, send_id, status = map(
             client.escape_column_name, ("campaign_id", "send_id", "status")
         )
+        # Values as literals, quoted by dlt's own escaping for the destination: bound as
+        # thousands of parameters, DuckDB took 15x longer (0.26 s vs 0.017 s for 2,000 ids).
+        literal = client.capabilities.escape_literal
         for part in _parts(send_ids):
             query = (
                 f"SELECT {campaign_id}, {send_id} FROM {table} "
-                f"WHERE {status} IN ({_marks(done)}) AND {send_id} IN ({_marks(part)})"
+                f"WHERE {status} IN ({_literals(literal, done)}) "
+                f"AND {send_id} IN ({_literals(literal, part)})"
             )
-            rows = client.execute_sql(query, *done, *part) or []
+            rows = client.execute_sql(query) or []
             yield from ((row[0], row[1]) for row in rows)
 
 
@@ -99,5 +104,5 @@ def _parts(values: list[str]) -> Iterator[list[str]]:
         yield values[start : start + SENDS_PER_QUERY]
 
 
-def _marks(values: list[str]) -> str:
-    return ", ".join(["%s"] * len(values))
+def _literals(literal: Callable[[Any], str], values: list[str]) -> str:
+    return ", ".join(literal(value) for value in values)
