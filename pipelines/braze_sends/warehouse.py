@@ -3,7 +3,7 @@
 Archived sends (finished for `registry.ARCHIVE_AFTER`) leave pipeline state: dlt holds ~17x its
 state in memory at every step of every load, and re-encodes it each time, so a state that grew
 with every send ever captured made each load slower and bigger (`make bench`: 100,000 archived
-sends as text in state, 2.8 s and 256 MB per load, against 0.8 s and 171 MB without). Their
+sends as text in state, 2.4 s and 273 MB per load, against 0.6 s and 171 MB without). Their
 record is already in the `sends` table, loaded final with the state that finished them. So when a
 sends file lists a pair again that the registry no longer holds, and its campaign has archived
 sends, this asks the `sends` table whether it is finished there. Only a run given pairs asks,
