@@ -158,10 +158,10 @@ def run_capture(
     options: CaptureOptions,
     *,
     clock: Callable[[], datetime],
+    finished_in_warehouse: PairsLookup,
     stored_types: dict[str, dict[str, str]] | None = None,
     session: RunSession | None = None,
     chunk_pairs: int | None = None,
-    finished_in_warehouse: PairsLookup | None = None,
 ) -> Iterator[Any]:
     """The resource body: yields hinted Arrow tables (or rows) for the three tables.
 
@@ -182,7 +182,7 @@ def run_capture(
     own = session is None
     session = session or RunSession()
     try:
-        run = CaptureRun(state, pairs, options, clock, stored_types, session, finished_in_warehouse)
+        run = CaptureRun(state, pairs, options, clock, finished_in_warehouse, stored_types, session)
         if not session.planned:
             due = run.plan()
             session.planned = True
@@ -220,9 +220,9 @@ class CaptureRun:
         pairs: list[SendPair],
         options: CaptureOptions,
         clock: Callable[[], datetime],
+        finished_in_warehouse: PairsLookup,
         stored_types: dict[str, dict[str, str]] | None = None,
         session: RunSession | None = None,
-        finished_in_warehouse: PairsLookup | None = None,
     ) -> None:
         self.state, self.pairs, self.options, self.clock = state, pairs, options, clock
         self.session = session or RunSession()
@@ -234,18 +234,12 @@ class CaptureRun:
         self.summary = self.session.summary
         self.records = registry.load_records(state)
         self.before = dict(self.records)
-        if finished_in_warehouse is not None:
-            self._retire_legacy_archive(finished_in_warehouse)
+        self._retire_legacy_archive(finished_in_warehouse)
         # A given pair the registry doesn't hold may be archived: the warehouse knows.
         candidates = registry.archive_candidates(
             state, ((p.campaign_id, p.send_id) for p in pairs), self.records
         )
-        archived: set[tuple[str, str]] = set()
-        if candidates and finished_in_warehouse is None:
-            logger.warning("%d given pairs may be archived sends, and no warehouse was given to "
-                           "ask: they are registered again", len(candidates))  # fmt: skip
-        elif candidates:
-            archived = finished_in_warehouse(candidates)
+        archived = finished_in_warehouse(candidates) if candidates else set()
         self.summary.registered += registry.register(
             self.records, pairs, now=self.now, tz=self.tz, archived=archived
         )

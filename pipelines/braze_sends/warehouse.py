@@ -9,7 +9,7 @@ sends file lists a pair again that the registry no longer holds, and its campaig
 sends, this asks the `sends` table whether it is finished there. Only a run given pairs asks,
 once: scheduled runs without a sends file never read the warehouse. Each query names at most
 `SENDS_PER_QUERY` of the given send ids, so what it returns, and what it holds, follows what was
-given, never the history (a lake is read batch by batch: bounded memory too).
+given, never the history.
 
 That question has an answer only the warehouse holds, so no answer is an error, never "none":
 the run stops before registering anything (`DestinationError`, exit code 5), rather than register
